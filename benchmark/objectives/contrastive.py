@@ -1,0 +1,29 @@
+"""Contrastive pair loss (Chopra, Hadsell & LeCun 2005; Hadsell, Chopra & LeCun 2006)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.objectives._core import Pairs, masked_mean, register_objective
+
+
+@register_objective("contrastive", metric="euclidean", normalize=True, tunable=("margin",),
+                    margin=1.0)
+def contrastive(pairs: Pairs, *, margin: float) -> Tensor:
+    """Pull positive pairs together, push negative pairs beyond ``margin``.
+
+    Formula (Hadsell et al. 2006, eq. 4, with D the distance of a pair)::
+
+        L = mean_{(i,j) positive} 1/2 D_ij^2  +  mean_{(i,j) negative} 1/2 max(0, m - D_ij)^2
+
+    Positive and negative pairs are averaged separately so that the balance between
+    them does not depend on the batch composition. Default D: Euclidean distance of
+    L2-normalized embeddings, m = 1.
+
+    Reference: Chopra, Hadsell & LeCun, CVPR 2005; Hadsell, Chopra & LeCun, CVPR 2006.
+    """
+    d = pairs.dist
+    pull = 0.5 * d.pow(2)
+    push = 0.5 * torch.relu(margin - d).pow(2)
+    return masked_mean(pull, pairs.pos) + masked_mean(push, pairs.neg)

@@ -1,0 +1,28 @@
+"""InfoNCE (van den Oord et al. 2018, CPC)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+
+
+@register_objective("infonce", metric="cosine", tunable=("temperature",), temperature=0.1)
+def infonce(pairs: Pairs, *, temperature: float) -> Tensor:
+    """Categorical cross-entropy of picking the positive among itself and the negatives.
+
+    Formula (van den Oord et al. 2018, eq. 4; f = exp(s / tau))::
+
+        L = mean_i mean_{p in P(i)} -log( exp(s_ip/tau) / (exp(s_ip/tau) + sum_{n in N(i)} exp(s_in/tau)) )
+
+    Other positives of the anchor are not in the denominator (that is NT-Xent's
+    difference). With one positive and K negatives, log(K+1) - L is the InfoNCE lower
+    bound on mutual information. An anchor with no negative contributes 0.
+
+    Reference: van den Oord, Li & Vinyals 2018, arXiv:1807.03748.
+    """
+    logits = pairs.sim / temperature
+    lse_neg = masked_logsumexp(logits, pairs.neg, dim=1)
+    per_pair = torch.logaddexp(logits, lse_neg[:, None]) - logits
+    return mean_over_positives(per_pair, pairs.pos)

@@ -1,0 +1,33 @@
+"""Multi-class N-pair loss (Sohn 2016)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+
+
+@register_objective("npair", metric="dot", l2_reg=0.002)
+def npair(pairs: Pairs, *, l2_reg: float) -> Tensor:
+    """Every positive against all negatives of its anchor, with no temperature.
+
+    Formula (Sohn 2016, eq. 3 and section 3.2.2; s the inner product)::
+
+        L = mean_i mean_{p in P(i)} log(1 + sum_{n in N(i)} exp(s_in - s_ip))
+            + l2_reg * mean_i ||f_i||^2
+
+    The norm penalty (over anchors and candidates) replaces the temperature that keeps
+    the inner products bounded. Anchors without a positive do not contribute.
+
+    Reference: Sohn, NeurIPS 2016, "Improved Deep Metric Learning with Multi-class N-pair
+    Loss Objective".
+    """
+    s, pos, neg = pairs.sim, pairs.pos, pairs.neg
+    lse_neg = masked_logsumexp(s, neg, dim=1)
+    per_pair = F.softplus(lse_neg[:, None] - s)  # log(1 + exp(lse - s_ip))
+    loss = mean_over_positives(per_pair, pos)
+    if l2_reg:
+        sq = (pairs.x.pow(2).sum(1).mean() + pairs.y.pow(2).sum(1).mean()) / 2
+        loss = loss + l2_reg * sq
+    return loss
