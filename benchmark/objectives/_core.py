@@ -163,7 +163,7 @@ class Objective(nn.Module):
         if unknown:
             allowed = ", ".join(sorted(spec.hyperparameters)) or "none"
             raise ValueError(
-                f"objective {spec.name!r} has no hyperparameter {sorted(unknown)[0]!r}; "
+                f"objective {spec.name!r} has no hyperparameter {min(unknown)!r}; "
                 f"allowed: {allowed}"
             )
         self.spec = spec
@@ -211,8 +211,8 @@ class Objective(nn.Module):
         x = embeddings
         if self.normalize:
             x, y = F.normalize(x, dim=-1), F.normalize(y, dim=-1)
-        sim = self.critic(x, y) if self.critic is not None else pairwise_similarity(
-            x, y, self.metric
+        sim = (
+            self.critic(x, y) if self.critic is not None else pairwise_similarity(x, y, self.metric)
         )
         pos = labels[:, None] == y_labels[None, :]
         neg = ~pos
@@ -246,5 +246,3 @@ class Objective(nn.Module):
 def build_objective(name: str, **kwargs) -> Objective:
     """Build a registered objective; see :class:`Objective` for the keyword arguments."""
     return Objective(OBJECTIVES.get(name), **kwargs)
-
-

@@ -8,8 +8,9 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, masked_mean, register_objective
 
 
-@register_objective("contrastive", metric="euclidean", normalize=True, tunable=("margin",),
-                    margin=1.0)
+@register_objective(
+    "contrastive", metric="euclidean", normalize=True, tunable=("margin",), margin=1.0
+)
 def contrastive(pairs: Pairs, *, margin: float) -> Tensor:
     """Pull positive pairs together, push negative pairs beyond ``margin``.
 

@@ -21,7 +21,8 @@ def dv(pairs: Pairs) -> Tensor:
     Reference: Belghazi et al. 2018 (MINE), arXiv:1801.04062; Poole et al., ICML 2019.
     """
     t = pairs.sim
-    log_mean_exp = masked_logsumexp(t.flatten(), pairs.neg.flatten(), dim=0) - pairs.neg.sum().to(
-        t.dtype
-    ).log()
+    log_mean_exp = (
+        masked_logsumexp(t.flatten(), pairs.neg.flatten(), dim=0)
+        - pairs.neg.sum().to(t.dtype).log()
+    )
     return -(masked_mean(t, pairs.pos) - log_mean_exp)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    masked_logsumexp,
+    mean_over_positives,
+    register_objective,
+)
 
 
 @register_objective("infonce", metric="cosine", tunable=("temperature",), temperature=0.1)

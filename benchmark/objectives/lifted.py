@@ -8,8 +8,7 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, masked_logsumexp, masked_mean, register_objective
 
 
-@register_objective("lifted", metric="euclidean", normalize=True, tunable=("margin",),
-                    margin=1.0)
+@register_objective("lifted", metric="euclidean", normalize=True, tunable=("margin",), margin=1.0)
 def lifted(pairs: Pairs, *, margin: float) -> Tensor:
     """Each positive pair against all negatives of both its ends, smoothed by log-sum-exp.
 

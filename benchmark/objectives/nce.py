@@ -6,7 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    masked_logsumexp,
+    mean_over_positives,
+    register_objective,
+)
 
 
 @register_objective("nce", metric="cosine", tunable=("temperature",), temperature=0.07)
@@ -29,9 +34,10 @@ def nce(pairs: Pairs, *, temperature: float) -> Tensor:
     """
     logits = pairs.sim / temperature
     valid = pairs.pos | pairs.neg
-    log_mean = masked_logsumexp(logits.flatten(), valid.flatten(), dim=0) - valid.sum().to(
-        logits.dtype
-    ).log()
+    log_mean = (
+        masked_logsumexp(logits.flatten(), valid.flatten(), dim=0)
+        - valid.sum().to(logits.dtype).log()
+    )
     log_k = pairs.neg.sum(1, keepdim=True).clamp_min(1).to(logits.dtype).log()
     logit = logits - log_mean.detach() - log_k
     noise = torch.where(pairs.neg, F.softplus(logit), torch.zeros_like(logit)).sum(1)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    masked_logsumexp,
+    mean_over_positives,
+    register_objective,
+)
 
 
 @register_objective("npair", metric="dot", l2_reg=0.002)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_logsumexp, mean_over_positives, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    masked_logsumexp,
+    mean_over_positives,
+    register_objective,
+)
 
 
 @register_objective("ntxent", metric="cosine", tunable=("temperature",), temperature=0.5)

@@ -8,8 +8,9 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, register_objective
 
 
-@register_objective("triplet", metric="sqeuclidean", normalize=True, tunable=("margin",),
-                    margin=0.2, semihard=0.0)
+@register_objective(
+    "triplet", metric="sqeuclidean", normalize=True, tunable=("margin",), margin=0.2, semihard=0.0
+)
 def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
     """Mean hinge over every valid triplet (anchor a, positive p, negative n).
 
