@@ -1,0 +1,63 @@
+"""`python -m benchmark <subcommand>`: one entry point for every stage and tool.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported lazily so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("benchmark.listing", "list the registered objectives, methods, encoders, datasets"),
+    "perf": ("benchmark.perf", "speed/memory benchmarks: `perf objectives`, `perf train`"),
+    "run": ("benchmark.run", "train and evaluate one grid cell, print its results row as JSON"),
+    "prepare": ("benchmark.stages.prepare", "stage: prepare datasets and splits"),
+    "tune": ("benchmark.tune", "stage: Optuna study for one (method, objective)"),
+    "train": ("benchmark.stages.train", "stage: run the grid cells of one (method, objective)"),
+    "results": ("benchmark.stages.results", "stage: gather per-stage rows into results.csv"),
+    "report": ("benchmark.report", "stage: leaderboard tables, figures and index.html"),
+    "check": ("benchmark.check", "stage: regression check against reports/baseline.json"),
+    "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
+}
+
+
+class UserError(Exception):
+    """Bad input: printed as one line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description=(
+            "Reference benchmark suite for contrastive representation learning. "
+            "`dvc repro` runs the stages below on the suite named in params.yaml."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<subcommand>", required=True)
+    argv = sys.argv[1:]
+    for name, (module, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        # import only the module of the chosen subcommand
+        if name in argv[:1]:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args()
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept", file=sys.stderr)
+        return 130
