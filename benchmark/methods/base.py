@@ -1,0 +1,154 @@
+"""What every method shares: the batch it trains on, its build context, the registry.
+
+A method is thin wiring: it makes views, positives and negatives and calls an
+objective from the registry. Queues, banks and momentum encoders live here, never in
+an objective.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from benchmark.objectives import OBJECTIVES, Objective, build_objective
+from benchmark.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+ALL_OBJECTIVES: tuple[str, ...] = tuple(OBJECTIVES.names())
+# objectives that read a score (a learned critic's output), not a metric space: the ones
+# that make sense for DIM, DGI and CPC's predictions.
+SCORE_OBJECTIVES: tuple[str, ...] = ("jsd", "infonce", "nce", "nwj", "dv", "npair")
+NO_OBJECTIVE = "none"
+
+
+@dataclass
+class Batch:
+    x: Tensor  # (B, ...) samples
+    y: Tensor  # (B,) class labels (only `supervised` reads them)
+    idx: Tensor  # (B,) positions in the training split (for memory banks)
+    x2: Tensor | None = None  # paired second modality (CLIP)
+    edge_index: Tensor | None = None  # graphs: x is every node, idx the training nodes
+
+
+@dataclass
+class Context:
+    """Everything a method needs to build itself."""
+
+    encoder: nn.Module
+    input_shape: tuple[int, ...]
+    num_train: int
+    num_classes: int
+    augment: Callable[[Tensor], Tensor]
+    objective: str = NO_OBJECTIVE
+    objective_kwargs: dict = field(default_factory=dict)
+    num_negatives: int | None = None
+    options: dict = field(default_factory=dict)
+    make_encoder: Callable[..., nn.Module] | None = None  # builds another encoder (towers)
+    x2_shape: tuple[int, ...] | None = None
+    data_kind: str = "image"
+
+
+class Method(nn.Module):
+    """Base class: subclasses set the class attributes and implement ``training_loss``."""
+
+    objectives: ClassVar[tuple[str, ...]] = ()  # compatible objectives; () = takes none
+    default_objective: ClassVar[str] = NO_OBJECTIVE
+    data_kinds: ClassVar[tuple[str, ...]] = ("image", "sequence")
+    trains: ClassVar[bool] = True
+    full_graph: ClassVar[bool] = False
+    option_defaults: ClassVar[dict] = {}
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self.encoder = ctx.encoder
+        self.augment = ctx.augment
+        self.options = {**self.option_defaults, **ctx.options}
+        unknown = set(ctx.options) - set(self.option_defaults)
+        if unknown:
+            raise ValueError(
+                f"method {self.name!r} has no option {min(unknown)!r}; allowed: "
+                f"{', '.join(sorted(self.option_defaults)) or 'none'}"
+            )
+        self.num_negatives = ctx.num_negatives
+        self.objective: Objective | None = None
+        if ctx.objective != NO_OBJECTIVE:
+            self.objective = self.build_objective(ctx)
+
+    name: ClassVar[str] = ""
+
+    def build_objective(self, ctx: Context, **overrides) -> Objective:
+        return build_objective(
+            ctx.objective, num_negatives=ctx.num_negatives, **{**ctx.objective_kwargs, **overrides}
+        )
+
+    def training_loss(self, batch: Batch) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def after_step(self, progress: float) -> None:
+        """Called after every optimizer step; ``progress`` in [0, 1] over training."""
+
+    def effective_negatives(self, batch_size: int) -> int:
+        """Negatives per anchor the objective sees (DESIGN.md's ``negatives`` column)."""
+        return 0
+
+    @torch.no_grad()
+    def features(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
+        """Frozen representation for the probes (the encoder output, before any head)."""
+        return self.encoder(x) if edge_index is None else self.encoder(x, edge_index)
+
+
+def register_method(name: str):
+    def add(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return add
+
+
+def check_compatible(method: str, objective: str, data_kind: str | None = None) -> None:
+    """Raise ValueError with the compatible objectives when a pair makes no sense."""
+    cls = METHODS.get(method)
+    if objective != NO_OBJECTIVE and objective not in OBJECTIVES:
+        OBJECTIVES.get(objective)  # raises with the list of valid names
+    allowed = cls.objectives or (NO_OBJECTIVE,)
+    if objective not in allowed:
+        raise ValueError(
+            f"method {method!r} cannot use objective {objective!r}; compatible: "
+            f"{', '.join(allowed)}"
+        )
+    if data_kind is not None and data_kind not in cls.data_kinds:
+        raise ValueError(
+            f"method {method!r} cannot train on {data_kind} data; it needs: "
+            f"{', '.join(cls.data_kinds)}"
+        )
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy updated by exponential moving average (MoCo, BYOL targets)."""
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
+        t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
+    for t, o in zip(target.buffers(), online.buffers(), strict=True):
+        t.copy_(o)
+
+
+def two_views(method: Method, x: Tensor) -> tuple[Tensor, Tensor]:
+    return method.augment(x), method.augment(x)
+
+
+def instance_labels(batch_size: int, views: int, device: torch.device) -> Tensor:
+    return torch.arange(batch_size, device=device).repeat(views)

@@ -1,0 +1,36 @@
+"""SimCLR (Chen et al. 2020): two augmented views, in-batch negatives, an MLP projector."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.encoders import mlp_head
+from benchmark.methods.base import (
+    ALL_OBJECTIVES,
+    Batch,
+    Context,
+    Method,
+    instance_labels,
+    register_method,
+)
+
+
+@register_method("simclr")
+class SimCLR(Method):
+    objectives = ALL_OBJECTIVES
+    default_objective = "ntxent"
+    option_defaults = {"proj_dim": 64, "proj_hidden": 256}
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        o = self.options
+        self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
+
+    def training_loss(self, batch: Batch) -> Tensor:
+        views = torch.cat([self.augment(batch.x), self.augment(batch.x)])
+        z = self.projector(self.encoder(views))
+        return self.objective(z, instance_labels(len(batch.x), 2, z.device))
+
+    def effective_negatives(self, batch_size: int) -> int:
+        return min(2 * batch_size - 2, self.num_negatives or 2 * batch_size)

@@ -1,0 +1,210 @@
+"""`python -m benchmark perf {objectives,train}`: speed and memory figures, printed.
+
+Timings are medians of repeated runs on this machine, with ratios to a reference
+measured in the same run, so that a noisy shared machine shifts both sides alike.
+Peak memory is the process's resident high-water mark (Linux VmHWM, reset before each
+measurement through /proc/self/clear_refs): large CPU tensors are mmap-ed and returned
+on free, so the mark follows what a measurement allocates. On a GPU, torch.cuda's peak
+allocator statistics are used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["objectives", "train"], help="which benchmark")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[256, 1024, 4096],
+        help="objectives: instances per batch (two views each)",
+    )
+    parser.add_argument("--dim", type=int, default=128, help="objectives: embedding dimension")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
+    parser.add_argument("--steps", type=int, default=30, help="train: timed training steps")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.what == "objectives":
+        perf_objectives(args.batch_sizes, args.dim, args.repeats)
+    else:
+        perf_train(args.steps)
+    return 0
+
+
+# --- measurement helpers ---------------------------------------------------------------
+
+
+def _status_mib(key: str) -> float:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) / 1024
+
+
+def measure(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
+    """(median seconds, peak MiB above the level before the call) of ``fn``."""
+    fn()  # warm-up: allocator pools, lazy init
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+        base = _status_mib("VmRSS")
+        fn()
+        peak = _status_mib("VmHWM") - base
+    return statistics.median(times), max(peak, 0.0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# --- objectives --------------------------------------------------------------------------
+
+
+def perf_objectives(batch_sizes: list[int], dim: int, repeats: int) -> list[dict]:
+    from benchmark.objectives import OBJECTIVES, build_objective
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = []
+    print(
+        f"forward+backward, two views per instance, d={dim}, device={device}, "
+        f"torch threads={torch.get_num_threads()}, median of {repeats}"
+    )
+    header = (
+        f"{'objective':<12}{'B':>6}{'ms':>10}{'peak MiB':>10}{'time/ntxent':>13}{'mem/ntxent':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for b in batch_sizes:
+        gen = torch.Generator().manual_seed(0)
+        emb = torch.randn(2 * b, dim, generator=gen).to(device)
+        labels = torch.arange(b, device=device).repeat(2)
+        results = {}
+        for name in ["ntxent"] + [n for n in OBJECTIVES.names() if n != "ntxent"]:
+            objective = build_objective(name)
+
+            def step(objective=objective, emb=emb, labels=labels):
+                x = emb.detach().requires_grad_(True)
+                objective(x, labels).backward()
+
+            results[name] = measure(step, repeats, device)
+        ref_t, ref_m = results["ntxent"]
+        for name, (t, m) in results.items():
+            row = {
+                "objective": name,
+                "batch_size": b,
+                "ms": t * 1e3,
+                "peak_mib": m,
+                "time_ratio": t / ref_t,
+                "mem_ratio": m / ref_m if ref_m else float("nan"),
+            }
+            rows.append(row)
+            print(
+                f"{name:<12}{b:>6}{t * 1e3:>10.1f}{m:>10.1f}{row['time_ratio']:>13.2f}"
+                f"{row['mem_ratio']:>12.2f}"
+            )
+        print()
+    return rows
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def matmul_peak_flops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
+    """Measured FLOP/s of a plain fp32 n x n matrix multiply on this machine."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    t, _ = measure(lambda: a @ b, repeats, device)
+    return 2 * n**3 / t
+
+
+def perf_train(steps: int) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmark.datasets import prepare_dataset
+    from benchmark.methods import Batch
+    from benchmark.train import CellConfig, build_method, default_device, seed_everything
+
+    device = default_device()
+    cfg = CellConfig(
+        method="simclr", objective="ntxent", dataset="digits", encoder="cnn2d", batch_size=256
+    )
+    data = prepare_dataset("digits")
+    seed_everything(0)
+    method = build_method(cfg, data, device)
+    opt = torch.optim.AdamW(method.parameters(), lr=1e-3)
+    train_idx = data.splits["train"]
+    x = data.x.to(device)
+
+    def step(i: int) -> None:
+        rows = train_idx[torch.randint(len(train_idx), (cfg.batch_size,))].to(device)
+        batch = Batch(x=x[rows], y=data.y[rows].to(device), idx=torch.arange(cfg.batch_size))
+        loss = method.training_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step(0)
+    flops_per_step = counter.get_total_flops()
+    for i in range(3):
+        step(i)
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    _sync(device)
+    seconds = (time.perf_counter() - t0) / steps
+
+    # the augmentation alone, to show what data handling costs
+    from benchmark.datasets import make_augment
+
+    aug = make_augment(data)
+    xb = x[: cfg.batch_size]
+    aug_t, _ = measure(lambda: (aug(xb, None), aug(xb, None)), 10, device)
+
+    peak = matmul_peak_flops(device)
+    achieved = flops_per_step / seconds
+    out = {
+        "views_per_second": 2 * cfg.batch_size / seconds,
+        "step_ms": seconds * 1e3,
+        "augment_ms": aug_t * 1e3,
+        "flops_per_step": flops_per_step,
+        "achieved_gflops": achieved / 1e9,
+        "matmul_peak_gflops": peak / 1e9,
+        "mfu": achieved / peak,
+    }
+    print(
+        f"simclr + ntxent on digits, cnn2d, batch {cfg.batch_size} (2 views), device={device}, "
+        f"torch threads={torch.get_num_threads()}"
+    )
+    print(
+        f"  step time            {out['step_ms']:.1f} ms  (augmentation of both views "
+        f"{out['augment_ms']:.1f} ms)"
+    )
+    print(f"  views / second       {out['views_per_second']:.0f}")
+    print(f"  FLOPs / step         {flops_per_step / 1e9:.3f} GFLOP (forward + backward)")
+    print(f"  achieved             {out['achieved_gflops']:.1f} GFLOP/s")
+    print(f"  fp32 matmul peak     {out['matmul_peak_gflops']:.1f} GFLOP/s (1024^3, same run)")
+    print(f"  model-FLOP util.     {out['mfu'] * 100:.0f}% of the matmul peak")
+    return out

@@ -1,0 +1,291 @@
+"""The one training loop: a grid cell in, one results row out.
+
+Seeded and deterministic on CPU (same seed, same numbers); the device is chosen
+automatically; a non-finite loss stops the cell and marks it ``diverged`` instead of
+crashing. Evaluation freezes the encoder and runs the probes of ``benchmark.probe``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from benchmark.datasets import PreparedData, make_augment, prepare_dataset
+from benchmark.encoders import build_encoder
+from benchmark.methods import METHODS, NO_OBJECTIVE, Batch, Context, Method, check_compatible
+from benchmark.objectives import OBJECTIVES
+from benchmark.probe import knn_accuracy, linear_probe
+
+# the default second-tower encoder for each kind of paired modality (CLIP)
+TOWER_FOR_SHAPE = {3: "cnn2d", 2: "cnn1d", 1: "mlp"}
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One grid cell: everything that determines its numbers (hashed into config_hash)."""
+
+    method: str
+    objective: str = NO_OBJECTIVE
+    dataset: str = "digits"
+    encoder: str = "cnn2d"
+    batch_size: int = 256
+    negatives: int | None = None  # keep this many negatives per anchor; None = all
+    seed: int = 0
+    temperature: float | None = None  # None = the objective's default
+    margin: float | None = None
+    epochs: int = 20
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_epochs: float = 1.0
+    method_options: dict = field(default_factory=dict)
+    dataset_options: dict = field(default_factory=dict)
+    data_root: str | None = None
+    data_cache: str = "data/prepared"
+    augment_strength: float = 1.0
+
+    def config_hash(self) -> str:
+        keys = {k: v for k, v in asdict(self).items() if k not in ("data_cache",)}
+        blob = json.dumps(keys, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def objective_kwargs(self) -> dict:
+        if self.objective == NO_OBJECTIVE:
+            return {}
+        spec = OBJECTIVES.get(self.objective).hyperparameters
+        out = {}
+        if self.temperature is not None and "temperature" in spec:
+            out["temperature"] = self.temperature
+        if self.margin is not None and "margin" in spec:
+            out["margin"] = self.margin
+        return out
+
+    def resolved_hparams(self) -> tuple[float | None, float | None]:
+        """(temperature, margin) actually used, defaults filled in; None if not applicable."""
+        if self.objective == NO_OBJECTIVE:
+            return None, None
+        hp = {**OBJECTIVES.get(self.objective).hyperparameters, **self.objective_kwargs()}
+        return hp.get("temperature"), hp.get("margin")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, *, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up then cosine decay to zero (pure, as nanoGPT's get_lr)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_method(cfg: CellConfig, data: PreparedData, device: torch.device) -> Method:
+    check_compatible(cfg.method, cfg.objective, data.kind)
+    sample_shape = tuple(data.x.shape[1:])
+    encoder = build_encoder(cfg.encoder, sample_shape)
+    augment_fn = make_augment(data, strength=cfg.augment_strength)
+    x2_shape = tuple(data.x2.shape[1:]) if data.x2 is not None else None
+
+    def make_tower(shape: tuple[int, ...]):
+        return build_encoder(TOWER_FOR_SHAPE[len(shape)], shape)
+
+    ctx = Context(
+        encoder=encoder,
+        input_shape=sample_shape,
+        num_train=len(data.splits["train"]),
+        num_classes=data.num_classes,
+        augment=lambda x: augment_fn(x, None),
+        objective=cfg.objective,
+        objective_kwargs=cfg.objective_kwargs(),
+        num_negatives=cfg.negatives,
+        options=dict(cfg.method_options),
+        make_encoder=make_tower,
+        x2_shape=x2_shape,
+        data_kind=data.kind,
+    )
+    return METHODS.get(cfg.method)(ctx).to(device)
+
+
+class Diverged(Exception):
+    pass
+
+
+def fit(
+    method: Method,
+    data: PreparedData,
+    cfg: CellConfig,
+    device: torch.device,
+    *,
+    on_epoch: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> tuple[float, int, bool]:
+    """Train in place. Returns (seconds, samples seen, diverged)."""
+    if not method.trains or cfg.epochs == 0:
+        return 0.0, 0, False
+    train_idx = data.splits["train"]
+    x = data.x.to(device)
+    y = data.y.to(device)
+    x2 = data.x2.to(device) if data.x2 is not None else None
+    edge_index = data.edge_index.to(device) if data.edge_index is not None else None
+    graph = getattr(method, "full_graph", False)
+    n = len(train_idx)
+    if graph:
+        steps_per_epoch = 1
+    else:
+        if cfg.batch_size > n:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is larger than the training split ({n} samples)"
+            )
+        steps_per_epoch = n // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    warmup = min(total // 2, int(cfg.warmup_epochs * steps_per_epoch))
+    params = [p for p in method.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(
+        total=total,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+        desc=f"{cfg.method}/{cfg.objective} B={cfg.batch_size}",
+    )
+    step, seen, start = 0, 0, time.perf_counter()
+    method.train()
+    try:
+        for epoch in range(cfg.epochs):
+            order = train_idx[torch.randperm(n, generator=gen)]
+            running = 0.0
+            for b in range(steps_per_epoch):
+                if graph:
+                    batch = Batch(x=x, y=y, idx=train_idx.to(device), edge_index=edge_index)
+                else:
+                    pos = torch.arange(b * cfg.batch_size, (b + 1) * cfg.batch_size)
+                    rows = order[pos].to(device)
+                    # idx = position within the training split (memory banks index by it)
+                    batch = Batch(
+                        x=x[rows],
+                        y=y[rows],
+                        idx=_split_position(rows, train_idx, device),
+                        x2=x2[rows] if x2 is not None else None,
+                    )
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total=total, warmup=warmup, base=cfg.lr)
+                loss = method.training_loss(batch)
+                if not torch.isfinite(loss):
+                    raise Diverged(f"non-finite loss at step {step}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                method.after_step(step / total)
+                seen += len(batch.idx)
+                running += loss.item()
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.4f}")
+            if on_epoch is not None:
+                on_epoch(epoch, running / steps_per_epoch)
+    except Diverged:
+        bar.close()
+        return time.perf_counter() - start, seen, True
+    bar.close()
+    return time.perf_counter() - start, seen, False
+
+
+def _split_position(rows: Tensor, train_idx: Tensor, device: torch.device) -> Tensor:
+    lookup = torch.full((int(train_idx.max()) + 1,), -1, dtype=torch.long)
+    lookup[train_idx] = torch.arange(len(train_idx))
+    return lookup[rows.cpu()].to(device)
+
+
+@torch.no_grad()
+def embed(method: Method, data: PreparedData, device: torch.device, chunk: int = 1024) -> Tensor:
+    """Frozen features of every sample (eval mode), on the CPU."""
+    method.eval()
+    if data.edge_index is not None:
+        feats = method.features(data.x.to(device), data.edge_index.to(device))
+    else:
+        feats = torch.cat(
+            [
+                method.features(data.x[i : i + chunk].to(device))
+                for i in range(0, len(data.x), chunk)
+            ]
+        )
+    return feats.float().cpu()
+
+
+def evaluate(feats: Tensor, data: PreparedData, *, test: bool) -> dict:
+    """Linear probe (selected on val) and kNN; the test split only when ``test``."""
+    split = {k: (feats[v], data.y[v]) for k, v in data.splits.items()}
+    if not torch.isfinite(feats).all():
+        return {"val_acc": math.nan, "linear_acc": math.nan, "knn_acc": math.nan}
+    res = linear_probe(split["train"], split["val"], split["test"] if test else None)
+    out = {"val_acc": res.val_acc, "probe_l2": res.l2}
+    if test:
+        out["linear_acc"] = res.test_acc
+        out["knn_acc"] = knn_accuracy(split["train"], split["test"], num_classes=data.num_classes)
+    return out
+
+
+def views_per_sample(method: Method) -> int:
+    return {"simclr": 2, "moco": 2, "byol": 2, "rotation": 4, "jigsaw": 4}.get(method.name, 1)
+
+
+def run_cell(
+    cfg: CellConfig,
+    *,
+    data: PreparedData | None = None,
+    test: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train one cell and evaluate it. Returns the DESIGN.md results row (minus ``suite``)."""
+    device = default_device()
+    if data is None:
+        data = prepare_dataset(
+            cfg.dataset, root=cfg.data_root, cache_dir=cfg.data_cache, **cfg.dataset_options
+        )
+    seed_everything(cfg.seed)
+    method = build_method(cfg, data, device)
+    seconds, seen, diverged = fit(method, data, cfg, device, on_epoch=on_epoch, progress=progress)
+    metrics = (
+        {"val_acc": math.nan, "linear_acc": math.nan, "knn_acc": math.nan}
+        if diverged
+        else evaluate(embed(method, data, device), data, test=test)
+    )
+    batch_size = len(data.x) if getattr(method, "full_graph", False) else cfg.batch_size
+    temperature, margin = cfg.resolved_hparams()
+    return {
+        "method": cfg.method,
+        "objective": cfg.objective,
+        "dataset": cfg.dataset,
+        "encoder": cfg.encoder,
+        "batch_size": batch_size,
+        "negatives": method.effective_negatives(batch_size),
+        "seed": cfg.seed,
+        "temperature": temperature,
+        "margin": margin,
+        "epochs": cfg.epochs if method.trains else 0,
+        "linear_acc": metrics.get("linear_acc"),
+        "knn_acc": metrics.get("knn_acc"),
+        "val_acc": metrics["val_acc"],
+        "train_seconds": round(seconds, 3),
+        "views_per_second": round(seen * views_per_sample(method) / seconds, 1) if seconds else 0.0,
+        "diverged": diverged,
+        "config_hash": cfg.config_hash(),
+    }
