@@ -22,4 +22,6 @@ def nwj(pairs: Pairs) -> Tensor:
     Reference: Nguyen, Wainwright & Jordan 2010; Poole et al., ICML 2019, arXiv:1905.06922.
     """
     t = pairs.sim
-    return -(masked_mean(t, pairs.pos) - masked_mean(torch.exp(t - 1.0), pairs.neg))
+    # exp only where used: an overflowing excluded score (self, positive) would give 0 * inf = NaN
+    t_neg = t.masked_fill(~pairs.neg, 0.0)
+    return -(masked_mean(t, pairs.pos) - masked_mean(torch.exp(t_neg - 1.0), pairs.neg))
