@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,10 +47,56 @@ class PreparedData:
     def save(self, path: Path) -> None:
         """Atomic write: a crash never leaves a half-written cache file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.__dict__, tmp)
-        tmp.replace(path)
+        # a unique temporary name in the same directory: concurrent writers never share it
+        fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            torch.save(self.__dict__, tmp)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> PreparedData:
         return cls(**torch.load(path, weights_only=False))
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.x.shape[0])
+
+    def validate(self) -> PreparedData:
+        """Check the invariants above; raise ValueError naming the first one broken."""
+        n = self.num_samples
+        ndim = {"image": 4, "sequence": 3, "graph": 2, "vectors": 2}
+        if self.kind not in ndim:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}; valid: {', '.join(ndim)}")
+        if self.x.dtype != torch.float32 or self.x.dim() != ndim[self.kind]:
+            raise ValueError(
+                f"{self.name}: x must be float32 with {ndim[self.kind]} dims for kind "
+                f"{self.kind!r}, got {self.x.dtype} {tuple(self.x.shape)}"
+            )
+        if self.kind == "image" and (self.x.min() < 0 or self.x.max() > 1):
+            raise ValueError(f"{self.name}: image values must lie in [0, 1]")
+        if self.y.dtype != torch.long or self.y.shape != (n,):
+            raise ValueError(f"{self.name}: y must be int64 of shape ({n},)")
+        if self.x2 is not None and (self.x2.shape[0] != n or self.x2.dtype != torch.float32):
+            raise ValueError(f"{self.name}: x2 must be float32 with {n} rows")
+        if self.kind == "graph":
+            ei = self.edge_index
+            if ei is None or ei.dtype != torch.long or ei.dim() != 2 or ei.shape[0] != 2:
+                raise ValueError(f"{self.name}: graph needs an int64 edge_index of shape (2, E)")
+            if ei.numel() and (ei.min() < 0 or ei.max() >= n):
+                raise ValueError(f"{self.name}: edge_index refers to nodes outside [0, {n})")
+        if set(self.splits) != {"train", "val", "test"}:
+            raise ValueError(f"{self.name}: splits must be exactly train, val, test")
+        seen = torch.zeros(n, dtype=torch.bool)
+        for key, idx in self.splits.items():
+            if idx.dtype != torch.long or idx.dim() != 1 or idx.numel() == 0:
+                raise ValueError(f"{self.name}: split {key!r} must be a non-empty int64 vector")
+            if idx.min() < 0 or idx.max() >= n:
+                raise ValueError(f"{self.name}: split {key!r} has indices outside [0, {n})")
+            if seen[idx].any() or idx.unique().numel() != idx.numel():
+                raise ValueError(f"{self.name}: split {key!r} overlaps another split")
+            seen[idx] = True
+        return self
