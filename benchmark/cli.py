@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "results": ("benchmark.stages.results", "stage: gather per-stage rows into results.csv"),
     "report": ("benchmark.report", "stage: leaderboard tables, figures and index.html"),
     "check": ("benchmark.check", "stage: regression check against reports/baseline.json"),
+    "mi": ("benchmark.mi_check", "stage: MI bounds with the optimal critic on gaussian_mi"),
     "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
 }
 

@@ -92,6 +92,7 @@ class Params(Strict):
 
     suite: str = "core"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(1, ge=1)  # CPU threads per process (torch.set_num_threads)
     epochs_scale: float = Field(1.0, gt=0)
     seeds: list[int] | None = None  # overrides every suite's seeds when set
     progress: bool = True

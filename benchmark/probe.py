@@ -58,9 +58,9 @@ def linear_probe(
     max_iter: int = 200,
 ) -> ProbeResult:
     """Select the L2 strength on ``val``; score ``test`` (if given) once, with that model."""
-    xtr, ytr = train[0].double(), train[1].long()
+    xtr, ytr = train[0].float(), train[1].long()
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
-    norm = lambda x: (x.double() - mean) / std  # noqa: E731
+    norm = lambda x: (x.float() - mean) / std  # noqa: E731
     xtr, xva, yva = norm(xtr), norm(val[0]), val[1].long()
     c = int(max(ytr.max(), yva.max())) + 1
     best: tuple[float, float, Tensor] | None = None

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="method option, e.g. queue_size=4096 (repeatable)",
     )
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest for small cells on a shared CPU)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -58,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         DATASETS.get(args.dataset)
     except KeyError as err:
         raise UserError(err.args[0]) from None
+    import torch
+
+    torch.set_num_threads(args.threads)
     options = {}
     for item in args.option:
         key, sep, value = item.partition("=")

@@ -126,13 +126,40 @@ class Diverged(Exception):
     pass
 
 
+# called after every epoch: (epoch, mean loss, method, data, device)
+EpochHook = Callable[[int, float, Method, PreparedData, torch.device], None]
+
+
+def val_knn_tracker(history: list[dict]) -> EpochHook:
+    """An epoch hook appending {epoch, loss, val_knn_acc} to ``history``; returns the acc.
+
+    The per-epoch validation signal is the kNN accuracy (one matrix product), cheap enough
+    to compute every epoch; the linear probe runs once at the end.
+    """
+
+    def hook(epoch, loss, method, data, device) -> float:
+        feats = embed(method, data, device)
+        tr, va = data.splits["train"], data.splits["val"]
+        acc = (
+            knn_accuracy(
+                (feats[tr], data.y[tr]), (feats[va], data.y[va]), num_classes=data.num_classes
+            )
+            if torch.isfinite(feats).all()
+            else 0.0
+        )
+        history.append({"epoch": epoch, "loss": loss, "val_knn_acc": acc})
+        return acc
+
+    return hook
+
+
 def fit(
     method: Method,
     data: PreparedData,
     cfg: CellConfig,
     device: torch.device,
     *,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: EpochHook | None = None,
     progress: bool = True,
 ) -> tuple[float, int, bool]:
     """Train in place. Returns (seconds, samples seen, diverged)."""
@@ -195,11 +222,15 @@ def fit(
                 step += 1
                 method.after_step(step / total)
                 seen += len(batch.idx)
-                running += loss.item()
+                value = loss.item()
+                running += value
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}", refresh=False)
             if on_epoch is not None:
-                on_epoch(epoch, running / steps_per_epoch)
+                paused = time.perf_counter()
+                on_epoch(epoch, running / steps_per_epoch, method, data, device)
+                method.train()
+                start += time.perf_counter() - paused  # evaluation is not training time
     except Diverged:
         bar.close()
         return time.perf_counter() - start, seen, True
@@ -251,7 +282,7 @@ def run_cell(
     *,
     data: PreparedData | None = None,
     test: bool = True,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: EpochHook | None = None,
     progress: bool = True,
 ) -> dict:
     """Train one cell and evaluate it. Returns the DESIGN.md results row (minus ``suite``)."""

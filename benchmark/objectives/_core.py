@@ -15,6 +15,7 @@ anchors are ``embeddings`` (N, D) and candidates ``ref_embeddings`` (M, D).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,12 +37,14 @@ def pairwise_similarity(x: Tensor, y: Tensor, metric: str) -> Tensor:
     if metric == "dot":
         return x @ y.T
     if metric in ("euclidean", "sqeuclidean"):
-        sq = (x * x).sum(-1, keepdim=True) + (y * y).sum(-1) - 2.0 * (x @ y.T)
-        sq = sq.clamp_min(0.0)
+        # ||x||^2 + ||y||^2 - 2 x.y in one multiply-add (scaling by -2 is exact)
+        sq = torch.addmm((x * x).sum(-1, keepdim=True) + (y * y).sum(-1), x, y.T, alpha=-2.0)
+        # clamps written as in-place fills: autograd then keeps a bool mask, not a copy of sq
         if metric == "sqeuclidean":
-            return -sq
-        # clamp keeps the gradient of sqrt finite at coincident points (a sample and itself)
-        return -sq.clamp_min(1e-12).sqrt()
+            return sq.masked_fill_(sq < 0.0, 0.0).neg_()
+        # clamping at 1e-12 (so also at 0) keeps the gradient of sqrt finite at coincident
+        # points (a sample and itself)
+        return -sq.masked_fill_(sq < 1e-12, 1e-12).sqrt_()
     raise ValueError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
 
 
@@ -65,20 +68,61 @@ class Pairs:
     def dist(self) -> Tensor:
         return to_distance(self.sim, self.metric)
 
+    @cached_property
+    def pos_index(self) -> tuple[Tensor, Tensor]:
+        """(anchor, candidate) indices of the positive pairs, in row-major order."""
+        return self.pos.nonzero(as_tuple=True)
 
-def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
-    """log sum_{mask} exp(x) along ``dim``; -inf where the mask is empty, with finite gradients."""
+    def at_positives(self, t: Tensor) -> Tensor:
+        """The entries of an (N, M) tensor at the positive pairs (one per pair)."""
+        return t[self.pos_index]
+
+
+def fill_outside(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
+    """A new tensor: ``x`` where ``mask``, -inf elsewhere (one pass, no copy of the mask).
+
+    With ``dim``, the lines along ``dim`` where the mask is empty are 0 instead, which keeps
+    the gradient of a log-sum-exp over them finite. The result is not saved by autograd, so
+    callers may transform it in place (-inf stays -inf under shifts and positive scaling).
+    """
+    if dim is None:
+        return torch.where(mask, x, -math.inf)
+    return _fill_outside(x, mask, mask.any(dim, keepdim=True))
+
+
+def _fill_outside(x: Tensor, mask: Tensor, any_: Tensor) -> Tensor:
+    other = torch.zeros(any_.shape, dtype=x.dtype, device=x.device).masked_fill_(any_, -math.inf)
+    return torch.where(mask, x, other)
+
+
+def masked_logsumexp(
+    x: Tensor, mask: Tensor, dim: int = -1, *, temperature: float | None = None
+) -> Tensor:
+    """log sum_{mask} exp(x [/ temperature]) along ``dim``; -inf where the mask is empty, with
+    finite gradients."""
     any_ = mask.any(dim, keepdim=True)
-    filled = x.masked_fill(~mask, float("-inf"))
-    filled = torch.where(any_, filled, torch.zeros_like(filled))
+    filled = _fill_outside(x, mask, any_)
+    if temperature is not None:
+        filled.div_(temperature)
     out = torch.logsumexp(filled, dim, keepdim=True)
-    return torch.where(any_, out, torch.full_like(out, float("-inf"))).squeeze(dim)
+    return out.masked_fill(~any_, -math.inf).squeeze(dim)
+
+
+def count(mask: Tensor) -> Tensor:
+    """Number of True entries (``mask.sum()`` would first copy the mask to int64)."""
+    return torch.count_nonzero(mask)
+
+
+def count_per_row(mask: Tensor) -> Tensor:
+    """(N, M) bool -> (N,) int64 number of True entries per row, in row blocks so that no
+    (N, M) int64 copy of the mask is made (as ``mask.sum(1)`` would)."""
+    rows = max(1, 2**18 // max(1, mask.shape[1]))
+    return torch.cat([block.sum(1) for block in mask.split(rows)])
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` over ``mask``; exactly 0 (with a graph) when the mask is empty."""
-    total = torch.where(mask, values, torch.zeros_like(values)).sum()
-    return total / mask.sum().clamp_min(1)
+    return torch.where(mask, values, 0.0).sum() / count(mask).clamp_min(1)
 
 
 def mean_over_positives(per_pair: Tensor, pos: Tensor) -> Tensor:
@@ -86,11 +130,22 @@ def mean_over_positives(per_pair: Tensor, pos: Tensor) -> Tensor:
 
     Anchors without a positive contribute nothing (documented zero, never NaN).
     """
-    per_pair = torch.where(pos, per_pair, torch.zeros_like(per_pair))
-    n_pos = pos.sum(1)
+    n_pos = count_per_row(pos)
     has = n_pos > 0
-    per_anchor = per_pair.sum(1) / n_pos.clamp_min(1)
+    per_anchor = torch.where(pos, per_pair, 0.0).sum(1) / n_pos.clamp_min(1)
     return per_anchor[has].mean()
+
+
+def mean_over_anchors(values: Tensor, anchors: Tensor, n_anchors: int) -> Tensor:
+    """:func:`mean_over_positives` of one value per positive pair, ``anchors`` their rows.
+
+    Only the positive pairs are touched (``values`` has one entry per pair, e.g.
+    ``pairs.at_positives(t)`` with ``anchors = pairs.pos_index[0]``), not an (N, M) matrix.
+    """
+    n_pos = torch.bincount(anchors, minlength=n_anchors)
+    per_anchor = values.new_zeros(n_anchors).index_add(0, anchors, values)
+    has = n_pos > 0
+    return (per_anchor[has] / n_pos[has]).mean()
 
 
 def keep_k_negatives(neg: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
@@ -100,10 +155,10 @@ def keep_k_negatives(neg: Tensor, k: int, generator: torch.Generator | None = No
     if k >= neg.shape[1]:
         return neg
     scores = torch.rand(neg.shape, device=neg.device, generator=generator)
-    scores = scores.masked_fill(~neg, -1.0)
+    scores.masked_fill_(~neg, -1.0)
     idx = scores.topk(k, dim=1).indices
-    keep = torch.zeros_like(neg).scatter_(1, idx, True)
-    return keep & neg
+    del scores
+    return torch.zeros_like(neg).scatter_(1, idx, True).logical_and_(neg)
 
 
 @dataclass(frozen=True)
@@ -217,8 +272,7 @@ class Objective(nn.Module):
         pos = labels[:, None] == y_labels[None, :]
         neg = ~pos
         if same:
-            eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-            pos = pos & ~eye
+            pos.fill_diagonal_(False)  # never paired with itself
         if self.num_negatives is not None:
             neg = keep_k_negatives(neg, self.num_negatives)
         if not pos.any():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_mean, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    count,
+    fill_outside,
+    register_objective,
+    to_distance,
+)
 
 
 @register_objective(
@@ -24,7 +30,11 @@ def contrastive(pairs: Pairs, *, margin: float) -> Tensor:
 
     Reference: Chopra, Hadsell & LeCun, CVPR 2005; Hadsell, Chopra & LeCun, CVPR 2006.
     """
-    d = pairs.dist
-    pull = 0.5 * d.pow(2)
-    push = 0.5 * torch.relu(margin - d).pow(2)
-    return masked_mean(pull, pairs.pos) + masked_mean(push, pairs.neg)
+    pull = 0.5 * to_distance(pairs.at_positives(pairs.sim), pairs.metric).pow(2)
+    # margin - D on the negatives, -inf elsewhere (computed in place), then the hinge
+    h = fill_outside(pairs.sim, pairs.neg)
+    if pairs.metric == "cosine":
+        h.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
+    h = h.add_(margin).relu_().flatten()
+    push = 0.5 * torch.dot(h, h)  # sum of squares without an (N, M) temporary
+    return pull.mean() + push / count(pairs.neg)

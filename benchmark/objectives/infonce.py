@@ -8,7 +8,7 @@ from torch import Tensor
 from benchmark.objectives._core import (
     Pairs,
     masked_logsumexp,
-    mean_over_positives,
+    mean_over_anchors,
     register_objective,
 )
 
@@ -27,7 +27,8 @@ def infonce(pairs: Pairs, *, temperature: float) -> Tensor:
 
     Reference: van den Oord, Li & Vinyals 2018, arXiv:1807.03748.
     """
-    logits = pairs.sim / temperature
-    lse_neg = masked_logsumexp(logits, pairs.neg, dim=1)
-    per_pair = torch.logaddexp(logits, lse_neg[:, None]) - logits
-    return mean_over_positives(per_pair, pairs.pos)
+    lse_neg = masked_logsumexp(pairs.sim, pairs.neg, dim=1, temperature=temperature)
+    anchors, _ = pairs.pos_index
+    logit = pairs.at_positives(pairs.sim) / temperature  # only the positive pairs
+    per_pair = torch.logaddexp(logit, lse_neg[anchors]) - logit
+    return mean_over_anchors(per_pair, anchors, len(lse_neg))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_mean, register_objective
+from benchmark.objectives._core import Pairs, count, fill_outside, register_objective
 
 
 @register_objective("jsd", metric="dot")
@@ -24,4 +24,7 @@ def jsd(pairs: Pairs) -> Tensor:
     arXiv:1809.10341.
     """
     t = pairs.sim
-    return masked_mean(F.softplus(-t), pairs.pos) + masked_mean(F.softplus(t), pairs.neg)
+    pull = F.softplus(-pairs.at_positives(t)).mean()
+    # softplus(-inf) = 0 with zero gradient: the excluded pairs add exactly nothing
+    push = F.softplus(fill_outside(t, pairs.neg)).sum() / count(pairs.neg)
+    return pull + push

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_logsumexp, masked_mean, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    fill_outside,
+    masked_logsumexp,
+    register_objective,
+    to_distance,
+)
 
 
 @register_objective("lifted", metric="euclidean", normalize=True, tunable=("margin",), margin=1.0)
@@ -24,10 +30,21 @@ def lifted(pairs: Pairs, *, margin: float) -> Tensor:
 
     Reference: Song, Xiang, Jegelka & Savarese, CVPR 2016, arXiv:1511.06452.
     """
-    d, pos, neg = pairs.dist, pairs.pos, pairs.neg
-    z = margin - d
-    row = masked_logsumexp(z, neg, dim=1)  # (N,) over candidates negative to anchor i
-    col = masked_logsumexp(z, neg, dim=0)  # (M,) over anchors negative to candidate j
-    j = torch.logaddexp(row[:, None], col[None, :]) + d
-    hinge = torch.relu(j).pow(2)
-    return 0.5 * masked_mean(hinge, pos)
+    sim, neg = pairs.sim, pairs.neg
+    if neg.any(1).all() and neg.any(0).all():
+        # z = alpha - D on the negatives, -inf elsewhere, in one tensor shared by both sums
+        z = fill_outside(sim, neg)
+        if pairs.metric == "cosine":
+            z.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
+        z.add_(margin)
+        row = torch.logsumexp(z, dim=1)  # (N,) over candidates negative to anchor i
+        col = torch.logsumexp(z, dim=0)  # (M,) over anchors negative to candidate j
+    else:  # some anchor or candidate has no negative: its sum is -inf
+        z = margin - pairs.dist
+        row = masked_logsumexp(z, neg, dim=1)
+        col = masked_logsumexp(z, neg, dim=0)
+    del z
+    i, j = pairs.pos_index
+    d = to_distance(pairs.at_positives(sim), pairs.metric)  # only the positive pairs
+    hinge = torch.relu(torch.logaddexp(row[i], col[j]) + d).pow(2)
+    return 0.5 * hinge.mean()

@@ -8,8 +8,11 @@ from torch import Tensor
 
 from benchmark.objectives._core import (
     Pairs,
+    count,
+    count_per_row,
+    fill_outside,
     masked_logsumexp,
-    mean_over_positives,
+    mean_over_anchors,
     register_objective,
 )
 
@@ -32,15 +35,20 @@ def nce(pairs: Pairs, *, temperature: float) -> Tensor:
     Reference: Gutmann & Hyvarinen, AISTATS 2010; Wu, Xiong, Yu & Lin, CVPR 2018,
     arXiv:1805.01978.
     """
-    logits = pairs.sim / temperature
-    valid = pairs.pos | pairs.neg
-    log_mean = (
-        masked_logsumexp(logits.flatten(), valid.flatten(), dim=0)
-        - valid.sum().to(logits.dtype).log()
-    )
-    log_k = pairs.neg.sum(1, keepdim=True).clamp_min(1).to(logits.dtype).log()
-    logit = logits - log_mean.detach() - log_k
-    noise = torch.where(pairs.neg, F.softplus(logit), torch.zeros_like(logit)).sum(1)
-    data = F.softplus(-logit)
-    has_pos = pairs.pos.any(1)
-    return mean_over_positives(data, pairs.pos) + noise[has_pos].mean()
+    sim, pos, neg = pairs.sim, pairs.pos, pairs.neg
+    with torch.no_grad():  # Z is a constant
+        valid = pos | neg
+        log_mean = (
+            masked_logsumexp(sim.flatten(), valid.flatten(), dim=0, temperature=temperature)
+            - count(valid).to(sim.dtype).log()
+        )
+        del valid
+    log_k = count_per_row(neg)[:, None].clamp_min(1).to(sim.dtype).log()
+    # noise term over the negatives only: softplus(-inf) = 0 adds nothing elsewhere
+    noise_logit = fill_outside(sim, neg).div_(temperature).sub_(log_mean).sub_(log_k)
+    noise = F.softplus(noise_logit).sum(1)
+    del noise_logit
+    anchors, _ = pairs.pos_index
+    logit = pairs.at_positives(sim) / temperature - log_mean - log_k[anchors, 0]
+    data = mean_over_anchors(F.softplus(-logit), anchors, len(sim))
+    return data + noise[pos.any(1)].mean()

@@ -8,7 +8,7 @@ from torch import Tensor
 from benchmark.objectives._core import (
     Pairs,
     masked_logsumexp,
-    mean_over_positives,
+    mean_over_anchors,
     register_objective,
 )
 
@@ -28,10 +28,11 @@ def npair(pairs: Pairs, *, l2_reg: float) -> Tensor:
     Reference: Sohn, NeurIPS 2016, "Improved Deep Metric Learning with Multi-class N-pair
     Loss Objective".
     """
-    s, pos, neg = pairs.sim, pairs.pos, pairs.neg
-    lse_neg = masked_logsumexp(s, neg, dim=1)
-    per_pair = F.softplus(lse_neg[:, None] - s)  # log(1 + exp(lse - s_ip))
-    loss = mean_over_positives(per_pair, pos)
+    lse_neg = masked_logsumexp(pairs.sim, pairs.neg, dim=1)
+    anchors, _ = pairs.pos_index
+    # log(1 + exp(lse - s_ip)), only at the positive pairs
+    per_pair = F.softplus(lse_neg[anchors] - pairs.at_positives(pairs.sim))
+    loss = mean_over_anchors(per_pair, anchors, len(lse_neg))
     if l2_reg:
         sq = (pairs.x.pow(2).sum(1).mean() + pairs.y.pow(2).sum(1).mean()) / 2
         loss = loss + l2_reg * sq

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from benchmark.objectives._core import (
-    Pairs,
-    masked_logsumexp,
-    mean_over_positives,
-    register_objective,
-)
+from benchmark.objectives._core import Pairs, fill_outside, mean_over_anchors, register_objective
 
 
 @register_objective("ntxent", metric="cosine", tunable=("temperature",), temperature=0.5)
@@ -28,6 +24,8 @@ def ntxent(pairs: Pairs, *, temperature: float) -> Tensor:
 
     Reference: Chen, Kornblith, Norouzi & Hinton, ICML 2020, arXiv:2002.05709.
     """
-    logits = pairs.sim / temperature
-    lse_all = masked_logsumexp(logits, pairs.pos | pairs.neg, dim=1)
-    return mean_over_positives(lse_all[:, None] - logits, pairs.pos)
+    # log-softmax over the candidates of each anchor (excluded ones -inf), read at positives
+    logits = fill_outside(pairs.sim, pairs.pos | pairs.neg, dim=1).div_(temperature)
+    log_p = torch.log_softmax(logits, dim=1)
+    del logits
+    return mean_over_anchors(-pairs.at_positives(log_p), pairs.pos_index[0], len(log_p))

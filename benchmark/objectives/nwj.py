@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, masked_mean, register_objective
+from benchmark.objectives._core import Pairs, count, fill_outside, register_objective
 
 
 @register_objective("nwj", metric="dot")
@@ -22,6 +21,7 @@ def nwj(pairs: Pairs) -> Tensor:
     Reference: Nguyen, Wainwright & Jordan 2010; Poole et al., ICML 2019, arXiv:1905.06922.
     """
     t = pairs.sim
-    # exp only where used: an overflowing excluded score (self, positive) would give 0 * inf = NaN
-    t_neg = t.masked_fill(~pairs.neg, 0.0)
-    return -(masked_mean(t, pairs.pos) - masked_mean(torch.exp(t_neg - 1.0), pairs.neg))
+    # exp only where used: excluded scores (self, positives) become exp(-inf) = 0, so an
+    # overflowing excluded score cannot give 0 * inf = NaN
+    e = fill_outside(t, pairs.neg).sub_(1.0).exp_()
+    return -(pairs.at_positives(t).mean() - e.sum() / count(pairs.neg))

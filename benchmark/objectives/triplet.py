@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, register_objective
+from benchmark.objectives._core import (
+    Pairs,
+    count,
+    count_per_row,
+    fill_outside,
+    register_objective,
+    to_distance,
+)
 
 
 @register_objective(
@@ -24,34 +33,86 @@ def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
     (FaceNet section 3.2; all of them rather than one per pair); if there are none the
     loss is a documented 0.
 
-    Never builds the (N, P, M) triplet tensor: for each anchor the negative distances are
-    sorted once, and for a positive with threshold t = D_ap + alpha the sum over negatives
-    of max(0, t - D_an) equals c * t - (sum of the c smallest D_an), where c counts the
-    negatives below t (a binary search). Cost O(N M log M), memory O(N M), exact.
+    Never builds the (N, P, M) triplet tensor. With K the largest number of positives of an
+    anchor, each positive slot k < K is one (N, M) pass over the negatives when K is small
+    (cost O(K N M)); otherwise, for each anchor the negative distances are sorted once, and
+    for a positive with threshold t = D_ap + alpha the sum over negatives of
+    max(0, t - D_an) equals c * t - (sum of the c smallest D_an), where c counts the
+    negatives below t (a binary search; cost O(N M log M)). Memory O(N M), exact.
 
     Reference: Schroff, Kalenichenko & Philbin, CVPR 2015, arXiv:1503.03832.
     """
-    d, pos, neg = pairs.dist, pairs.pos, pairs.neg
-    big = torch.finfo(d.dtype).max
-    neg_d = d.masked_fill(~neg, big)
-    sorted_d, _ = neg_d.sort(dim=1)
-    valid = sorted_d < big
-    cums = torch.cat(
-        [sorted_d.new_zeros(len(d), 1), torch.where(valid, sorted_d, 0.0).cumsum(1)], dim=1
-    )
-    thr = (d + margin).contiguous()
+    sim, neg = pairs.sim, pairs.neg
+    n, dtype = len(sim), sim.dtype
+    anchors, _ = pairs.pos_index
+    d_ap = to_distance(pairs.at_positives(sim), pairs.metric)  # (P,)
+    # the positives of each anchor in slots 0..K-1 of an (N, K) table
+    n_pos = torch.bincount(anchors, minlength=n)
+    k_max = int(n_pos.max())
+    slot = torch.arange(len(anchors), device=sim.device) - (n_pos.cumsum(0) - n_pos)[anchors]
+    index = (anchors, slot)
+    used = torch.zeros(n, k_max, dtype=torch.bool, device=sim.device)
+    used[index] = True
+    thr = d_ap.new_zeros(n, k_max).index_put(index, d_ap + margin)
+    dap = d_ap.detach().new_zeros(n, k_max).index_put_(index, d_ap.detach())
+    n_neg = count_per_row(neg)
+    if k_max <= DIRECT_MAX_POSITIVES:
+        total, n_triplets = _direct(_minus_negative_distances(pairs), thr, dap, used, semihard)
+    else:
+        d = [_minus_negative_distances(pairs).neg_()]  # D_an, +inf elsewhere
+        total, n_triplets = _sorted(d, thr, dap, used, n_neg, semihard)
+    if not semihard:
+        n_triplets = (n_pos * n_neg).sum().to(dtype)
+    return total / n_triplets.clamp_min(1)
+
+
+# up to this many positives per anchor, one pass per positive slot beats sorting
+DIRECT_MAX_POSITIVES = 4
+
+
+def _minus_negative_distances(pairs: Pairs) -> Tensor:
+    """-D on the negative pairs, -inf elsewhere (a new tensor, exact)."""
+    neg_d = fill_outside(pairs.sim, pairs.neg)
+    if pairs.metric == "cosine":
+        neg_d.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
+    return neg_d
+
+
+def _direct(neg_d: Tensor, thr: Tensor, dap: Tensor, used: Tensor, semihard: float):
+    """sum over (a, p, n) of max(0, t_ap - D_an) [semi-hard only], and the triplet count."""
+    total = neg_d.new_zeros(())
+    n = torch.zeros((), dtype=torch.long, device=neg_d.device)
+    for k in range(thr.shape[1]):
+        t = torch.where(used[:, k], thr[:, k], -math.inf)[:, None]
+        h = neg_d + t  # t - D_an exactly; -inf for non-negatives and unused slots
+        drop = h <= 0  # keeps D_an < t
+        if semihard:
+            drop |= neg_d >= -dap[:, k, None]  # keeps D_an > D_ap
+            n = n + drop.numel() - count(drop)
+        total = total + h.masked_fill_(drop, 0.0).sum()
+    return total, n.to(neg_d.dtype)
+
+
+def _sorted(
+    d: list[Tensor], thr: Tensor, dap: Tensor, used: Tensor, n_neg: Tensor, semihard: float
+):
+    """:func:`_direct` by sorting each anchor's negative distances ``d[0]`` (+inf elsewhere;
+    passed in a list so that it is freed once sorted)."""
+    sorted_d = d.pop().sort(dim=1).values
+    # prefix sums; the +inf entries sit after every negative and are never read
+    cums = sorted_d.cumsum(1)
     # (detach: the search only counts; gradients flow through thr and the cumulative sums)
-    hi = torch.searchsorted(sorted_d.detach(), thr.detach(), side="left")
-    hi = torch.minimum(hi, valid.sum(1, keepdim=True))
+    keys = sorted_d.detach()
+    hi = torch.searchsorted(keys, thr.detach(), side="left")
+    hi = torch.minimum(hi, n_neg[:, None])
     if semihard:
-        lo = torch.searchsorted(sorted_d.detach(), d.detach().contiguous(), side="right")
-        lo = torch.minimum(lo, hi)
+        lo = torch.minimum(torch.searchsorted(keys, dap, side="right"), hi)
     else:
         lo = torch.zeros_like(hi)
-    count = (hi - lo).to(d.dtype)
-    total = count * thr - (cums.gather(1, hi) - cums.gather(1, lo))
-    total = torch.where(pos, total, torch.zeros_like(total))
-    n_triplets = torch.where(pos, count, torch.zeros_like(count)).sum()
-    if not semihard:
-        n_triplets = (pos.sum(1) * neg.sum(1)).sum().to(d.dtype)
-    return total.sum() / n_triplets.clamp_min(1)
+
+    def prefix(idx: Tensor) -> Tensor:  # sum of the idx smallest negative distances
+        return torch.where(idx > 0, cums.gather(1, (idx - 1).clamp_min(0)), 0.0)
+
+    c = (hi - lo).to(cums.dtype)
+    total = torch.where(used, c * thr - (prefix(hi) - prefix(lo)), 0.0).sum()
+    return total, torch.where(used, c, 0.0).sum()

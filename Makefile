@@ -1,0 +1,29 @@
+# `make run`: install into .venv and run the main job (`dvc repro` of params.yaml's suite).
+# `make test`: install into .venv and run the tests. Both work on a fresh machine with
+# Python 3.11 and git. TORCH pins the build that lies on this team's machines; elsewhere
+# `make TORCH="torch torchvision" run` takes whatever pip picks.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install run test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check benchmark tests

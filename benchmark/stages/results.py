@@ -1,0 +1,60 @@
+"""`python -m benchmark results`: gather reports/runs/*.csv into the tidy reports/results.csv.
+
+Also gathers reports/trials/*.csv (Optuna trials) into reports/trials.csv. Only pairs of
+the current suite are read; rows are sorted so the file is stable across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.cli import UserError
+from benchmark.config import ConfigError, suite_pairs
+from benchmark.stages.common import (
+    RESULT_COLUMNS,
+    RUNS_DIR,
+    TRIALS_DIR,
+    load,
+    read_csv,
+    write_csv_atomic,
+)
+from benchmark.tune import TRIAL_COLUMNS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="reports/results.csv")
+    parser.add_argument("--trials-out", default="reports/trials.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        params, suite = load(args.params)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+    pairs = suite_pairs(suite)
+    runs = [read_csv(RUNS_DIR / f"{p}.csv", RESULT_COLUMNS) for p in pairs]
+    df = (
+        pd.concat([r for r in runs if len(r)], ignore_index=True)
+        if any(len(r) for r in runs)
+        else pd.DataFrame(columns=RESULT_COLUMNS)
+    )
+    df = df[df["suite"] == suite.name][RESULT_COLUMNS]
+    df = df.sort_values(
+        ["method", "objective", "dataset", "sweep", "batch_size", "negatives", "tuned", "seed"],
+        na_position="first",
+        kind="stable",
+    )
+    write_csv_atomic(df, Path(args.out))
+    trials = [read_csv(TRIALS_DIR / f"{p}.csv", TRIAL_COLUMNS) for p in pairs]
+    trials = [t for t in trials if len(t)]
+    tdf = pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(columns=TRIAL_COLUMNS)
+    write_csv_atomic(tdf, Path(args.trials_out))
+    print(
+        f"results: {len(df)} rows from {len(pairs)} pairs -> {args.out}; "
+        f"{len(tdf)} trials -> {args.trials_out}"
+    )
+    return 0

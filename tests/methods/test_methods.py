@@ -1,0 +1,112 @@
+"""Every method with every compatible objective trains a few steps and yields a valid row."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from benchmark.methods import METHODS, NO_OBJECTIVE, check_compatible
+from benchmark.train import CellConfig, run_cell
+
+# the smallest sensible setting of each method: dataset, encoder, options
+SETTING = {
+    "simclr": ("digits", "mlp", {}),
+    "moco": ("digits", "mlp", {"queue_size": 64}),
+    "npid": ("digits", "mlp", {"bank_negatives": 64}),
+    "cpc": ("mnist1d", "cnn1d", {}),
+    "dim": ("digits", "cnn2d", {}),
+    "dgi": ("csbm", "gcn", {}),
+    "clip": ("mnist1d_pairs", "cnn1d", {}),
+    "byol": ("digits", "mlp", {}),
+    "rotation": ("digits", "mlp", {}),
+    "jigsaw": ("digits", "cnn2d", {}),
+    "supervised": ("digits", "mlp", {}),
+    "random": ("digits", "mlp", {}),
+}
+
+
+def _data(prepared, name):
+    if name == "mnist1d_pairs":
+        return prepared("mnist1d", num_samples=1000, paired_image=True, image_size=16)
+    if name == "mnist1d":
+        return prepared("mnist1d", num_samples=1000)
+    return prepared(name)
+
+
+def _pairs():
+    for method in METHODS.names():
+        for objective in METHODS.get(method).objectives or (NO_OBJECTIVE,):
+            yield method, objective
+
+
+def test_every_method_has_a_setting():
+    assert set(SETTING) == set(METHODS.names())
+
+
+@pytest.mark.parametrize(("method", "objective"), list(_pairs()))
+def test_pair_trains_without_divergence(prepared, method, objective):
+    dataset, encoder, options = SETTING[method]
+    data = _data(prepared, dataset)
+    cfg = CellConfig(method=method, objective=objective, dataset=dataset, encoder=encoder,
+                     batch_size=64, epochs=1, method_options=options)
+    row = run_cell(cfg, data=data, progress=False)
+    assert row["diverged"] is False
+    for key in ("linear_acc", "knn_acc", "val_acc"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["negatives"] >= (0 if objective == NO_OBJECTIVE else 1)
+    assert len(row["config_hash"]) == 12
+
+
+def test_same_seed_same_numbers(prepared):
+    data = prepared("digits")
+    cfg = CellConfig(method="simclr", objective="ntxent", encoder="mlp", batch_size=128, epochs=1)
+    a = run_cell(cfg, data=data, progress=False)
+    b = run_cell(cfg, data=data, progress=False)
+    assert {k: a[k] for k in ("linear_acc", "knn_acc", "val_acc")} == {
+        k: b[k] for k in ("linear_acc", "knn_acc", "val_acc")
+    }
+
+
+def test_incompatible_pairs_are_refused_with_the_compatible_list():
+    with pytest.raises(ValueError, match="compatible: jsd, infonce"):
+        check_compatible("dgi", "triplet")
+    with pytest.raises(ValueError, match="compatible: none"):
+        check_compatible("byol", "ntxent")
+    with pytest.raises(ValueError, match="needs: image"):
+        check_compatible("rotation", NO_OBJECTIVE, "sequence")
+    with pytest.raises(KeyError, match="valid: contrastive"):
+        check_compatible("simclr", "nope")
+
+
+def test_effective_negatives(prepared):
+    data = prepared("digits")
+    base = dict(encoder="mlp", batch_size=64, epochs=0)
+    row = run_cell(CellConfig(method="simclr", objective="ntxent", **base), data=data,
+                   progress=False)
+    assert row["negatives"] == 2 * 64 - 2
+    row = run_cell(CellConfig(method="simclr", objective="ntxent", negatives=16, **base),
+                   data=data, progress=False)
+    assert row["negatives"] == 16
+    row = run_cell(CellConfig(method="moco", objective="infonce", method_options={"queue_size": 100},
+                              **base), data=data, progress=False)
+    assert row["negatives"] == 100 + 64 - 1
+
+
+def test_nan_loss_marks_the_cell_diverged(prepared, monkeypatch):
+    from benchmark.methods.simclr import SimCLR
+
+    monkeypatch.setattr(SimCLR, "training_loss", lambda self, batch: torch.tensor(math.nan))
+    data = prepared("digits")
+    row = run_cell(CellConfig(method="simclr", objective="ntxent", encoder="mlp",
+                              batch_size=64, epochs=1), data=data, progress=False)
+    assert row["diverged"] is True
+    assert math.isnan(row["linear_acc"])
+
+
+def test_batch_larger_than_training_split_is_refused(prepared):
+    data = prepared("digits")
+    with pytest.raises(ValueError, match="larger than the training split"):
+        run_cell(CellConfig(method="simclr", objective="ntxent", encoder="mlp",
+                            batch_size=5000, epochs=1), data=data, progress=False)
