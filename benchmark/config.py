@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SUITES_DIR = Path("suites")
-Sweep = Literal["batch", "negatives", "queue", "method", "untuned"]
+Sweep = Literal["batch", "negatives", "queue", "method"]
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,7 @@ class SearchSpace(Strict):
 
 
 class Tuning(Strict):
+    trials: int | None = Field(None, ge=0)  # caps params.yaml's tune.trials for this suite
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(256, ge=2)
     seed: int = 0
@@ -93,6 +94,7 @@ class Params(Strict):
     suite: str = "core"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(1, ge=1)  # CPU threads per process (torch.set_num_threads)
+    workers: int = Field(2, ge=1)  # cells trained in parallel processes by a train stage
     epochs_scale: float = Field(1.0, gt=0)
     seeds: list[int] | None = None  # overrides every suite's seeds when set
     progress: bool = True
@@ -130,8 +132,14 @@ def suite_path(name: str) -> Path:
     return SUITES_DIR / f"{name}.yaml"
 
 
-def load_suite(name_or_path: str | Path, *, check_data: bool = True) -> Suite:
-    """Load and validate a suite by name (suites/<name>.yaml) or path."""
+def load_suite(
+    name_or_path: str | Path, *, check_data: bool = True, check_names: bool = True
+) -> Suite:
+    """Load and validate a suite by name (suites/<name>.yaml) or path.
+
+    ``check_names`` validates registry names and compatibility (imports torch);
+    ``check_data`` also the data (batch sizes against the splits, data directories).
+    """
     p = Path(name_or_path)
     path = p if p.suffix in (".yaml", ".yml") else suite_path(str(name_or_path))
     if not path.is_file():
@@ -141,7 +149,8 @@ def load_suite(name_or_path: str | Path, *, check_data: bool = True) -> Suite:
         suite = Suite.model_validate(_read_yaml(path))
     except ValidationError as err:
         raise _one_line(err, str(path)) from None
-    validate_names(suite, str(path), check_data=check_data)
+    if check_names:
+        validate_names(suite, str(path), check_data=check_data)
     return suite
 
 
@@ -196,11 +205,10 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
 
 
 def block_objectives(block: Block) -> list[str]:
-    from benchmark.methods import METHODS, NO_OBJECTIVE
+    from benchmark.compat import NO_OBJECTIVE, compatible_objectives
 
-    compatible = list(METHODS.get(block.method).objectives)
     if block.objectives == "all":
-        return compatible or [NO_OBJECTIVE]
+        return list(compatible_objectives(block.method))
     if block.objectives == "none":
         return [NO_OBJECTIVE]
     return list(block.objectives)

@@ -27,13 +27,23 @@ class ProbeResult:
     l2: float
 
 
-def _fit_logreg(x: Tensor, y: Tensor, num_classes: int, l2: float, init: Tensor | None,
-                max_iter: int) -> Tensor:
+def _fit_logreg(
+    x: Tensor, y: Tensor, num_classes: int, l2: float, init: Tensor | None, max_iter: int
+) -> Tensor:
     """Weights (D + 1, C) minimizing mean cross-entropy + l2/2 * ||W||^2 (bias unpenalized)."""
-    w = (init.clone() if init is not None
-         else torch.zeros(x.shape[1] + 1, num_classes, dtype=x.dtype)).requires_grad_(True)
-    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, line_search_fn="strong_wolfe")
+    w = (
+        init.clone()
+        if init is not None
+        else torch.zeros(x.shape[1] + 1, num_classes, dtype=x.dtype)
+    ).requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [w],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> Tensor:
         opt.zero_grad()

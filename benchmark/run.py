@@ -42,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="method option, e.g. queue_size=4096 (repeatable)",
     )
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 is fastest for small cells on a shared CPU)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest for small cells on a shared CPU)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from benchmark.cli import UserError
 from benchmark.config import ConfigError
-from benchmark.stages.common import TRIALS_DIR, TUNED_DIR, apply_device, load, pair_cells
+from benchmark.stages.common import (
+    TRIALS_DIR,
+    TUNED_DIR,
+    apply_device,
+    load_for_pair,
+    write_header_only,
+)
 
 TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
 
@@ -32,15 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        params, suite = load(args.params)
-        cells = pair_cells(params, suite, args.pair)
+        params, suite, cells = load_for_pair(args.pair, args.params)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    apply_device(params)
     tunable = _tunable(cells)
+    budget = trial_budget(params, suite)
     out = TUNED_DIR / f"{args.pair}.json"
     trials_out = TRIALS_DIR / f"{args.pair}.csv"
-    if not cells or not tunable or params.tune.trials == 0:
+    if not cells or not tunable or budget == 0:
         reason = (
             "not in suite"
             if not cells
@@ -49,13 +54,14 @@ def run(args: argparse.Namespace) -> int:
             else "tune.trials = 0"
         )
         _write_json(out, {"pair": args.pair, "suite": suite.name, "params": {}, "note": reason})
-        _write_trials([], trials_out)
+        write_header_only(trials_out, TRIAL_COLUMNS)
         print(f"tune@{args.pair}: nothing to tune ({reason})")
         return 0
+    apply_device(params)
     key = study_key(args.pair, cells[0], tunable, suite, params)
     if out.is_file() and trials_out.is_file():
         previous = json.loads(out.read_text())
-        if previous.get("key") == key and previous.get("n_trials", 0) >= params.tune.trials:
+        if previous.get("key") == key and previous.get("n_trials", 0) >= budget:
             print(
                 f"tune@{args.pair}: already tuned ({previous['n_trials']} trials, same "
                 f"search space and code): {previous['params']}"
@@ -69,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
         f"({best['n_trials']} trials)"
     )
     return 0
+
+
+def trial_budget(params, suite) -> int:
+    """params.yaml's tune.trials, capped by the suite's tuning.trials (smoke: tiny)."""
+    cap = suite.tuning.trials
+    return params.tune.trials if cap is None else min(cap, params.tune.trials)
 
 
 def _tunable(cells: list[dict]) -> tuple[str, ...]:
@@ -121,7 +133,7 @@ def study(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=t.epochs // 2),
     )
     finished = [tr for tr in study.trials if tr.state.is_finished()]
-    remaining = max(0, params.tune.trials - len(finished))
+    remaining = max(0, trial_budget(params, suite) - len(finished))
     stage = f"tune@{pair}"
 
     with tracking.stage_run(

@@ -43,10 +43,11 @@ class _ConvEncoder(nn.Module):
 
 @ENCODERS.register("cnn2d")
 def cnn2d(input_shape: tuple[int, ...], *, width: int = 32) -> nn.Module:
-    """3x3 conv blocks; downsampling only on inputs larger than 8x8 (28x28 -> 7x7)."""
+    """3x3 conv blocks of width, 2 width, 4 width channels (128 features by default);
+    8x8 inputs are downsampled once (8 -> 4), larger ones twice (28 -> 14 -> 7)."""
     c, h, _ = input_shape
     widths = (width, 2 * width, 4 * width)
-    strides = (1, 1, 1) if h <= 8 else (1, 2, 2)
+    strides = (1, 1, 2) if h <= 8 else (1, 2, 2)
     return _ConvEncoder(nn.Conv2d, c, widths, strides, 3)
 
 

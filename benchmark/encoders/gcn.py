@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torch_geometric.nn import GCNConv
 
 from benchmark.encoders.registry import ENCODERS
 
@@ -14,6 +13,8 @@ class GCN(nn.Module):
 
     def __init__(self, input_shape: tuple[int, ...], *, hidden: int = 128, layers: int = 1) -> None:
         super().__init__()
+        from torch_geometric.nn import GCNConv  # imported here: slow, and only graphs need it
+
         dims = [input_shape[-1]] + [hidden] * layers
         self.convs = nn.ModuleList(
             GCNConv(a, b, cached=False) for a, b in zip(dims[:-1], dims[1:], strict=True)

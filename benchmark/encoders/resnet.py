@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torchvision
 from torch import Tensor, nn
 
 from benchmark.encoders.registry import ENCODERS
@@ -12,6 +11,8 @@ from benchmark.encoders.registry import ENCODERS
 class ResNet18(nn.Module):
     def __init__(self, input_shape: tuple[int, ...]) -> None:
         super().__init__()
+        import torchvision  # imported here: slow, and only resnet18 needs it
+
         net = torchvision.models.resnet18(weights=None)  # never downloads weights
         net.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()

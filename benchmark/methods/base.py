@@ -15,16 +15,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from benchmark.compat import ALL_OBJECTIVES, NO_OBJECTIVE, SCORE_OBJECTIVES  # noqa: F401
 from benchmark.objectives import OBJECTIVES, Objective, build_objective
 from benchmark.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
-
-ALL_OBJECTIVES: tuple[str, ...] = tuple(OBJECTIVES.names())
-# objectives that read a score (a learned critic's output), not a metric space: the ones
-# that make sense for DIM, DGI and CPC's predictions.
-SCORE_OBJECTIVES: tuple[str, ...] = ("jsd", "infonce", "nce", "nwj", "dv", "npair")
-NO_OBJECTIVE = "none"
 
 
 @dataclass

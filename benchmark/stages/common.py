@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
-from benchmark.config import ConfigError, Params, Suite, load_params, load_suite, suite_cells
+from benchmark.config import (
+    ConfigError,
+    Params,
+    Suite,
+    load_params,
+    load_suite,
+    suite_cells,
+    suite_pairs,
+)
 
 RUNS_DIR = Path("reports/runs")
 TUNED_DIR = Path("reports/tuned")
@@ -37,9 +43,13 @@ RESULT_COLUMNS = [
 ]
 
 
-def load(params_path: str | Path = "params.yaml") -> tuple[Params, Suite]:
+def load(
+    params_path: str | Path = "params.yaml", *, check_data: bool = True
+) -> tuple[Params, Suite]:
+    """params.yaml and its suite, validated (``check_data``: also against the prepared data,
+    which the prepare stage has already done for the stages after it)."""
     params = load_params(params_path)
-    return params, load_suite(params.suite)
+    return params, load_suite(params.suite, check_data=check_data)
 
 
 def pair_cells(params: Params, suite: Suite, pair: str) -> list[dict]:
@@ -48,6 +58,27 @@ def pair_cells(params: Params, suite: Suite, pair: str) -> list[dict]:
             f"params.yaml: pairs: no pair {pair!r}; allowed: {', '.join(params.pairs)}"
         )
     return [c for c in suite_cells(suite, params) if c["pair"] == pair]
+
+
+def load_for_pair(
+    pair: str, params_path: str | Path = "params.yaml"
+) -> tuple[Params, Suite, list[dict]]:
+    """params, suite and the pair's cells. A pair the suite does not use is answered from
+    the YAML alone (no torch import), so its stages cost a fraction of a second."""
+    params = load_params(params_path)
+    suite = load_suite(params.suite, check_names=False)
+    if pair in params.pairs and pair not in suite_pairs(suite):
+        return params, suite, []
+    suite = load_suite(params.suite, check_data=False)
+    return params, suite, pair_cells(params, suite, pair)
+
+
+def write_header_only(path: Path, columns: list[str]) -> None:
+    """An empty CSV (header line only), atomically, without importing pandas."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(",".join(columns) + "\n")
+    os.replace(tmp, path)
 
 
 def source_digest(method: str, objective: str) -> str:
@@ -74,14 +105,16 @@ def source_digest(method: str, objective: str) -> str:
     return h.hexdigest()[:12]
 
 
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+def write_csv_atomic(df, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     df.to_csv(tmp, index=False)
     os.replace(tmp, path)
 
 
-def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+def read_csv(path: Path, columns: list[str]):
+    import pandas as pd
+
     if path.is_file() and path.stat().st_size > 0:
         try:
             return pd.read_csv(path)

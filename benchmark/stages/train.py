@@ -20,10 +20,10 @@ from benchmark.stages.common import (
     RUNS_DIR,
     TUNED_DIR,
     apply_device,
-    load,
-    pair_cells,
+    load_for_pair,
     read_csv,
     write_csv_atomic,
+    write_header_only,
 )
 
 
@@ -54,22 +54,80 @@ def cell_config(cell: dict, tuned: dict):
     )
 
 
+def _train_one(cell: dict, cfg, progress: bool):
+    from benchmark.train import run_cell, val_knn_tracker
+
+    t0 = time.perf_counter()
+    history: list[dict] = []
+    row = run_cell(cfg, on_epoch=val_knn_tracker(history), progress=progress)
+    return cell, cfg, row, history, time.perf_counter() - t0
+
+
+def run_many(jobs: list, workers: int, progress: bool):
+    """Train cells, ``workers`` processes at a time (one torch thread each), yielding
+    (cell, cfg, row, history, seconds) as each finishes. Every cell seeds itself, so the
+    numbers do not depend on which worker ran it."""
+    if workers <= 1 or len(jobs) <= 1:
+        for cell, cfg in jobs:
+            yield _guard(lambda cell=cell, cfg=cfg: _train_one(cell, cfg, progress), cfg)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    import torch
+
+    ctx = mp.get_context("fork")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=torch.set_num_threads,
+        initargs=(torch.get_num_threads(),),
+    ) as pool:
+        pending = {pool.submit(_train_one, cell, cfg, False): cfg for cell, cfg in jobs}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    cfg = pending.pop(fut)
+                    yield _guard(fut.result, cfg)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _guard(fn, cfg):
+    try:
+        return fn()
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise UserError(f"cell {cfg.config_hash()}: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        params, suite = load(args.params)
-        cells = pair_cells(params, suite, args.pair)
+        params, suite, cells = load_for_pair(args.pair, args.params)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    apply_device(params)
     out = RUNS_DIR / f"{args.pair}.csv"
+    if not cells:
+        write_header_only(out, RESULT_COLUMNS)
+        print(f"train@{args.pair}: not in suite {suite.name!r}")
+        return 0
+    apply_device(params)
     tuned_path = TUNED_DIR / f"{args.pair}.json"
     tuned = json.loads(tuned_path.read_text())["params"] if tuned_path.is_file() else {}
     configs = [(cell, cell_config(cell, tuned)) for cell in cells]
-    wanted = {cfg.config_hash() for _, cfg in configs}
+    # a row is identified by (config_hash, sweep): one configuration can belong to several
+    # sweeps (batch 256 is also the headline cell and the all-negatives point); it is
+    # trained once and its row copied under each sweep.
+    wanted = {(cfg.config_hash(), cell["sweep"]) for cell, cfg in configs}
     done = read_csv(out, RESULT_COLUMNS)
-    done = done[done["config_hash"].isin(wanted)] if len(done) else done
+    if len(done):
+        keys = list(zip(done["config_hash"], done["sweep"], strict=True))
+        done = done[[k in wanted for k in keys]]
     write_csv_atomic(done, out)  # drop rows of cells that left the suite
-    todo = [(c, cfg) for c, cfg in configs if cfg.config_hash() not in set(done["config_hash"])]
+    have = set(zip(done["config_hash"], done["sweep"], strict=True))
+    todo = [(c, cfg) for c, cfg in configs if (cfg.config_hash(), c["sweep"]) not in have]
     print(
         f"train@{args.pair}: {len(cells)} cells, {len(cells) - len(todo)} already done, "
         f"{len(todo)} to run"
@@ -80,21 +138,38 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from benchmark import tracking
-    from benchmark.train import run_cell, val_knn_tracker
 
     stage = f"train@{args.pair}"
+    # rows already trained under another sweep are copied, not re-run
+    copies = [(c, cfg) for c, cfg in todo if cfg.config_hash() in set(done["config_hash"])]
+    fresh = [(c, cfg) for c, cfg in todo if (c, cfg) not in copies]
+    first_seen: dict[str, tuple[dict, object]] = {}
+    for c, cfg in fresh:  # identical configs within this run: train once
+        first_seen.setdefault(cfg.config_hash(), (c, cfg))
+    waiting = [(c, cfg) for c, cfg in fresh if first_seen[cfg.config_hash()][0] is not c]
+    fresh = list(first_seen.values())
+
+    def finish(cell: dict, row: dict, seconds: float) -> None:
+        nonlocal done
+        row = {**row, "suite": suite.name, "tuned": cell["tuned"], "sweep": cell["sweep"]}
+        done = pd.concat([done, pd.DataFrame([row])[RESULT_COLUMNS]], ignore_index=True)
+        write_csv_atomic(done, out)
+        bar.write(
+            f"  {cell['method']}/{cell['objective']} {cell['dataset']} B={row['batch_size']} "
+            f"neg={row['negatives']} seed={cell['seed']} {cell['sweep']}"
+            f"{'' if cell['tuned'] else ' untuned'}: "
+            f"linear={row['linear_acc']:.4f} knn={row['knn_acc']:.4f} "
+            f"({seconds:.1f}s{', DIVERGED' if row['diverged'] else ''})"
+        )
+        bar.update()
+
     with tracking.stage_run(
         suite.name, stage, uri=params.mlflow_uri, params={"pair": args.pair, "cells": len(cells)}
     ):
-        bar = tqdm(todo, desc=stage, unit="cell", disable=not params.progress, file=sys.stderr)
-        for cell, cfg in bar:
-            t0 = time.perf_counter()
-            history: list[dict] = []
-            try:
-                row = run_cell(cfg, on_epoch=val_knn_tracker(history), progress=params.progress)
-            except (ValueError, KeyError, FileNotFoundError) as err:
-                raise UserError(f"{stage}: cell {cfg.config_hash()}: {err}") from None
-            row.update(suite=suite.name, tuned=cell["tuned"], sweep=cell["sweep"])
+        bar = tqdm(
+            total=len(todo), desc=stage, unit="cell", disable=not params.progress, file=sys.stderr
+        )
+        for cell, _cfg, row, history, seconds in run_many(fresh, params.workers, params.progress):
             tracking.log_cell(
                 suite.name,
                 stage,
@@ -102,12 +177,9 @@ def run(args: argparse.Namespace) -> int:
                 row=row,
                 history=history,
             )
-            done = pd.concat([done, pd.DataFrame([row])[RESULT_COLUMNS]], ignore_index=True)
-            write_csv_atomic(done, out)
-            bar.write(
-                f"  {cfg.method}/{cfg.objective} {cfg.dataset} B={row['batch_size']} "
-                f"neg={row['negatives']} seed={cfg.seed} tuned={cell['tuned']}: "
-                f"linear={row['linear_acc']:.4f} knn={row['knn_acc']:.4f} "
-                f"({time.perf_counter() - t0:.1f}s{', DIVERGED' if row['diverged'] else ''})"
-            )
+            finish(cell, row, seconds)
+        for cell, cfg in copies + waiting:
+            row = done[done["config_hash"] == cfg.config_hash()].iloc[0].to_dict()
+            finish(cell, row, 0.0)
+        bar.close()
     return 0
