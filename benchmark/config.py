@@ -156,7 +156,7 @@ def load_suite(
 
 def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
     """Registry names, compatibility, batch sizes against the training split, data dirs."""
-    from benchmark.datasets import DATASETS, DatasetFilesMissing, prepare_dataset
+    from benchmark.datasets import DATASETS
     from benchmark.encoders import ENCODERS
     from benchmark.methods import METHODS, check_compatible
 
@@ -183,14 +183,32 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
                     f"{where}.options: method {block.method!r} has no option "
                     f"{key!r}; allowed: {', '.join(sorted(options)) or 'none'}"
                 )
-        if suite.validate_only or not check_data:
-            continue
-        try:
-            data = prepare_dataset(block.dataset, root=block.data_root, **block.dataset_options)
-        except DatasetFilesMissing as err:
-            raise ConfigError(f"{where}.data_root: {err}") from None
-        except TypeError as err:
-            raise ConfigError(f"{where}.dataset_options: {err}") from None
+
+    if check_data and not suite.validate_only:
+        validate_against_data(suite, {}, source)
+
+
+def validate_against_data(suite: Suite, prepared: dict, source: str | None = None) -> None:
+    """Data directories exist, the data suits the method, batches fit the training split.
+
+    ``prepared`` maps (dataset, data_root, sorted options) to already built data;
+    the others are loaded (or built) through the cache.
+    """
+    from benchmark.datasets import DatasetFilesMissing, prepare_dataset
+    from benchmark.methods import METHODS, check_compatible
+
+    source = source or str(suite_path(suite.name))
+    for i, block in enumerate(suite.blocks):
+        where = f"{source}: blocks.{i}"
+        key = (block.dataset, block.data_root, tuple(sorted(block.dataset_options.items())))
+        data = prepared.get(key)
+        if data is None:
+            try:
+                data = prepare_dataset(block.dataset, root=block.data_root, **block.dataset_options)
+            except DatasetFilesMissing as err:
+                raise ConfigError(f"{where}.data_root: {err}") from None
+            except TypeError as err:
+                raise ConfigError(f"{where}.dataset_options: {err}") from None
         try:
             check_compatible(block.method, block_objectives(block)[0], data.kind)
         except ValueError as err:

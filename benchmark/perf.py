@@ -11,6 +11,8 @@ allocator statistics are used instead.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import re
 import statistics
 import time
@@ -53,13 +55,21 @@ def _status_mib(key: str) -> float:
 def measure(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
     """(median seconds, peak MiB above the level before the call) of ``fn``."""
     fn()  # warm-up: allocator pools, lazy init
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times = [_seconds(fn, device) for _ in range(repeats)]
+    return statistics.median(times), _peak_mib(fn, device)
+
+
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _peak_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak MiB that one call of ``fn`` allocates above the level before it (on the CPU,
+    exact for tensors only after :func:`_return_freed_memory`)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -70,7 +80,26 @@ def measure(fn: Callable[[], object], repeats: int, device: torch.device) -> tup
         base = _status_mib("VmRSS")
         fn()
         peak = _status_mib("VmHWM") - base
-    return statistics.median(times), max(peak, 0.0)
+    return max(peak, 0.0)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+@functools.cache
+def _return_freed_memory() -> None:
+    """Pin glibc's mmap threshold at 128 KiB, so that every tensor of that size or more gets
+    its own mapping, returned to the system when freed.
+
+    By default glibc raises the threshold (up to 32 MiB) each time a mapped block is freed;
+    after that, tensors are carved from the heap, their pages stay resident when freed, and
+    the next measurement reuses them without raising VmHWM (peaks of 0 MiB, or peaks that
+    depend on what ran before). Process-wide: call it before any timing that is compared.
+    """
+    try:
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc: the resident-set mark is approximate
+        pass
 
 
 def _sync(device: torch.device) -> None:
@@ -85,6 +114,8 @@ def perf_objectives(batch_sizes: list[int], dim: int, repeats: int) -> list[dict
     from benchmark.objectives import OBJECTIVES, build_objective
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        _return_freed_memory()  # before any timing: one allocator policy for all
     rows = []
     print(
         f"forward+backward, two views per instance, d={dim}, device={device}, "
@@ -99,15 +130,28 @@ def perf_objectives(batch_sizes: list[int], dim: int, repeats: int) -> list[dict
         gen = torch.Generator().manual_seed(0)
         emb = torch.randn(2 * b, dim, generator=gen).to(device)
         labels = torch.arange(b, device=device).repeat(2)
-        results = {}
-        for name in ["ntxent"] + [n for n in OBJECTIVES.names() if n != "ntxent"]:
+        names = ["ntxent"] + [n for n in OBJECTIVES.names() if n != "ntxent"]
+        steps = {}
+        for name in names:
             objective = build_objective(name)
 
             def step(objective=objective, emb=emb, labels=labels):
                 x = emb.detach().requires_grad_(True)
                 objective(x, labels).backward()
 
-            results[name] = measure(step, repeats, device)
+            steps[name] = step
+        # round-robin repetitions: a burst of load from other processes slows every
+        # objective alike instead of the one that happens to be measured during it
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for step in steps.values():
+            step()  # warm-up: allocator pools, lazy init
+        for _ in range(repeats):
+            for name, step in steps.items():
+                times[name].append(_seconds(step, device))
+        results = {
+            name: (statistics.median(times[name]), _peak_mib(step, device))
+            for name, step in steps.items()
+        }
         ref_t, ref_m = results["ntxent"]
         for name, (t, m) in results.items():
             row = {
@@ -149,7 +193,7 @@ def perf_train(steps: int) -> dict:
     cfg = CellConfig(
         method="simclr", objective="ntxent", dataset="digits", encoder="cnn2d", batch_size=256
     )
-    data = prepare_dataset("digits")
+    data = prepare_dataset("digits", cache_dir="data/cache")
     seed_everything(0)
     method = build_method(cfg, data, device)
     opt = torch.optim.AdamW(method.parameters(), lr=1e-3)

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
         )
     try:
-        data = prepare_dataset(args.dataset, root=args.data_root)
+        data = prepare_dataset(args.dataset, root=args.data_root, cache_dir="data/cache")
         cfg = CellConfig(
             method=args.method,
             objective=args.objective or method_cls.default_objective,

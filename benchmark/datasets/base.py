@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -45,14 +46,20 @@ class PreparedData:
         return self.x[idx], self.y[idx]
 
     def save(self, path: Path) -> None:
-        """Atomic write: a crash never leaves a half-written cache file."""
+        """Atomic write: a crash never leaves a half-written cache file.
+
+        Serialized in memory first: torch.save names the archive after the file it writes,
+        so saving to a temporary name would make the bytes (and DVC's hash) differ per run.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(self.__dict__, buffer)
         # a unique temporary name in the same directory: concurrent writers never share it
         fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
         try:
-            torch.save(self.__dict__, tmp)
+            tmp.write_bytes(buffer.getvalue())
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -1,6 +1,9 @@
 """`python -m benchmark prepare`: build every dataset the suite uses, with its seeded splits.
 
-Each is cached once under data/prepared/ (atomic writes) and reused by every cell.
+Everything is built in memory and validated (data directories, data kinds, batch sizes
+against the training splits) before anything is written, so a bad suite leaves no
+half-prepared cache behind. Each dataset is then cached once under data/prepared/
+(atomic writes) and reused by every cell.
 """
 
 from __future__ import annotations
@@ -9,7 +12,13 @@ import argparse
 import time
 
 from benchmark.cli import UserError
-from benchmark.config import ConfigError, load_params, load_suite
+from benchmark.config import (
+    ConfigError,
+    load_params,
+    load_suite,
+    suite_path,
+    validate_against_data,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,31 +26,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.datasets import prepare_dataset
+    from benchmark.datasets import cache_path, prepare_dataset
 
     try:
         params = load_params(args.params)
         suite = load_suite(params.suite, check_data=False)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    seen = set()
-    for block in suite.blocks:
+    built: dict[tuple, tuple] = {}
+    for i, block in enumerate(suite.blocks):
         key = (block.dataset, block.data_root, tuple(sorted(block.dataset_options.items())))
-        if key in seen or suite.validate_only:
+        if key in built or suite.validate_only:
             continue
-        seen.add(key)
+        where = f"{suite_path(params.suite)}: blocks.{i}"
         t0 = time.perf_counter()
         try:
-            data = prepare_dataset(block.dataset, root=block.data_root, **block.dataset_options)
-        except (FileNotFoundError, TypeError, ValueError) as err:
-            raise UserError(f"prepare: {block.dataset}: {err}") from None
-        sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
-        print(
-            f"prepare: {block.dataset} {tuple(data.x.shape)} ({sizes}) "
-            f"in {time.perf_counter() - t0:.1f}s"
-        )
-    try:  # now the full validation (batch sizes against the splits, data kinds)
-        load_suite(params.suite)
+            data = prepare_dataset(
+                block.dataset, root=block.data_root, cache_dir=None, **block.dataset_options
+            )
+        except FileNotFoundError as err:
+            raise UserError(f"{where}.data_root: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{where}.dataset_options: {err}") from None
+        built[key] = (block, data, time.perf_counter() - t0)
+    try:
+        validate_against_data(suite, {k: v[1] for k, v in built.items()})
     except ConfigError as err:
         raise UserError(str(err)) from None
+    for block, data, seconds in built.values():
+        path = cache_path(block.dataset, **block.dataset_options)
+        data.save(path)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.items())
+        print(
+            f"prepare: {block.dataset} {tuple(data.x.shape)} ({sizes}) in {seconds:.1f}s -> {path}"
+        )
     return 0
