@@ -63,10 +63,22 @@ class Pairs:
     x: Tensor  # (N, D) anchors
     y: Tensor  # (M, D) candidates
     metric: str | None = None
+    # (N,) number of negatives of each anchor, when the builder knows it without counting
+    neg_counts: Tensor | None = field(default=None, repr=False)
 
     @cached_property
     def dist(self) -> Tensor:
         return to_distance(self.sim, self.metric)
+
+    @cached_property
+    def n_pos(self) -> Tensor:
+        """(N,) int64 number of positives of each anchor."""
+        return torch.bincount(self.pos_index[0], minlength=self.pos.shape[0])
+
+    @cached_property
+    def n_neg(self) -> Tensor:
+        """(N,) int64 number of negatives of each anchor."""
+        return self.neg_counts if self.neg_counts is not None else count_per_row(self.neg)
 
     @cached_property
     def pos_index(self) -> tuple[Tensor, Tensor]:
@@ -87,7 +99,15 @@ def fill_outside(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     """
     if dim is None:
         return torch.where(mask, x, -math.inf)
-    return _fill_outside(x, mask, mask.any(dim, keepdim=True))
+    return _fill_outside(x, mask, any_along(mask, dim))
+
+
+def minus_distance_on(pairs: Pairs, mask: Tensor) -> Tensor:
+    """-D (minus :attr:`Pairs.dist`, exactly) where ``mask``, -inf elsewhere: a new tensor."""
+    out = fill_outside(pairs.sim, mask)
+    if pairs.metric == "cosine":
+        out.neg_().add_(1.0).neg_()  # -(1 - s)
+    return out  # otherwise D = -s: -D is the score itself
 
 
 def _fill_outside(x: Tensor, mask: Tensor, any_: Tensor) -> Tensor:
@@ -95,17 +115,45 @@ def _fill_outside(x: Tensor, mask: Tensor, any_: Tensor) -> Tensor:
     return torch.where(mask, x, other)
 
 
+class _LogSumExp(torch.autograd.Function):
+    """``torch.logsumexp(x, dim, keepdim=True)`` whose backward makes one temporary of the
+    size of ``x`` (in place) instead of three; same formula, grad * exp(x - out)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
+        out = torch.logsumexp(x, dim, keepdim=True)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        x, out = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: stay differentiable
+            return grad * (x - out).exp(), None
+        return (x - out).exp_().mul_(grad), None
+
+
+def logsumexp(x: Tensor, dim: int) -> Tensor:
+    """``torch.logsumexp(x, dim)`` with a leaner backward (see :class:`_LogSumExp`)."""
+    return _LogSumExp.apply(x, dim).squeeze(dim)
+
+
 def masked_logsumexp(
     x: Tensor, mask: Tensor, dim: int = -1, *, temperature: float | None = None
 ) -> Tensor:
     """log sum_{mask} exp(x [/ temperature]) along ``dim``; -inf where the mask is empty, with
     finite gradients."""
-    any_ = mask.any(dim, keepdim=True)
+    any_ = any_along(mask, dim)
     filled = _fill_outside(x, mask, any_)
     if temperature is not None:
         filled.div_(temperature)
-    out = torch.logsumexp(filled, dim, keepdim=True)
+    out = _LogSumExp.apply(filled, dim)
     return out.masked_fill(~any_, -math.inf).squeeze(dim)
+
+
+def any_along(mask: Tensor, dim: int) -> Tensor:
+    """``mask.any(dim, keepdim=True)``, through a byte maximum (many times faster on CPU)."""
+    return mask.view(torch.uint8).amax(dim, keepdim=True).bool()
 
 
 def count(mask: Tensor) -> Tensor:
@@ -275,11 +323,17 @@ class Objective(nn.Module):
             pos.fill_diagonal_(False)  # never paired with itself
         if self.num_negatives is not None:
             neg = keep_k_negatives(neg, self.num_negatives)
-        if not pos.any():
+        pairs = Pairs(sim, pos, neg, x, y, self.metric)
+        if not len(pairs.pos_index[0]):
             raise ValueError(f"objective {self.name!r}: the batch has no positive pair")
-        if not neg.any():
+        # every candidate of another label is a negative, or num_negatives of them if more
+        n_neg = len(y_labels) - pairs.n_pos - int(same)
+        if self.num_negatives is not None:
+            n_neg = n_neg.clamp_max(self.num_negatives)
+        pairs.neg_counts = n_neg
+        if not n_neg.any():
             raise ValueError(f"objective {self.name!r}: the batch has no negative pair")
-        return Pairs(sim, pos, neg, x, y, self.metric)
+        return pairs
 
     def forward(
         self,

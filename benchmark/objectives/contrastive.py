@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from benchmark.objectives._core import (
     Pairs,
-    count,
-    fill_outside,
+    minus_distance_on,
     register_objective,
     to_distance,
 )
@@ -31,10 +29,7 @@ def contrastive(pairs: Pairs, *, margin: float) -> Tensor:
     Reference: Chopra, Hadsell & LeCun, CVPR 2005; Hadsell, Chopra & LeCun, CVPR 2006.
     """
     pull = 0.5 * to_distance(pairs.at_positives(pairs.sim), pairs.metric).pow(2)
-    # margin - D on the negatives, -inf elsewhere (computed in place), then the hinge
-    h = fill_outside(pairs.sim, pairs.neg)
-    if pairs.metric == "cosine":
-        h.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
-    h = h.add_(margin).relu_().flatten()
-    push = 0.5 * torch.dot(h, h)  # sum of squares without an (N, M) temporary
-    return pull.mean() + push / count(pairs.neg)
+    # the hinge max(0, m - D) on the negatives, 0 elsewhere (in place)
+    h = minus_distance_on(pairs, pairs.neg).add_(margin).relu_()
+    push = 0.5 * (h * h).sum()  # (a float32 dot product would lose accuracy on big batches)
+    return pull.mean() + push / pairs.n_neg.sum()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, count, masked_logsumexp, register_objective
+from benchmark.objectives._core import Pairs, masked_logsumexp, register_objective
 
 
 @register_objective("dv", metric="dot")
@@ -23,6 +23,6 @@ def dv(pairs: Pairs) -> Tensor:
     t = pairs.sim
     log_mean_exp = (
         masked_logsumexp(t.flatten(), pairs.neg.flatten(), dim=0)
-        - count(pairs.neg).to(t.dtype).log()
+        - pairs.n_neg.sum().to(t.dtype).log()
     )
     return -(pairs.at_positives(t).mean() - log_mean_exp)

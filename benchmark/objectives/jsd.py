@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, count, fill_outside, register_objective
+from benchmark.objectives._core import Pairs, fill_outside, register_objective
 
 
 @register_objective("jsd", metric="dot")
@@ -26,5 +26,5 @@ def jsd(pairs: Pairs) -> Tensor:
     t = pairs.sim
     pull = F.softplus(-pairs.at_positives(t)).mean()
     # softplus(-inf) = 0 with zero gradient: the excluded pairs add exactly nothing
-    push = F.softplus(fill_outside(t, pairs.neg)).sum() / count(pairs.neg)
+    push = F.softplus(fill_outside(t, pairs.neg)).sum() / pairs.n_neg.sum()
     return pull + push

@@ -7,8 +7,10 @@ from torch import Tensor
 
 from benchmark.objectives._core import (
     Pairs,
-    fill_outside,
+    any_along,
+    logsumexp,
     masked_logsumexp,
+    minus_distance_on,
     register_objective,
     to_distance,
 )
@@ -31,14 +33,11 @@ def lifted(pairs: Pairs, *, margin: float) -> Tensor:
     Reference: Song, Xiang, Jegelka & Savarese, CVPR 2016, arXiv:1511.06452.
     """
     sim, neg = pairs.sim, pairs.neg
-    if neg.any(1).all() and neg.any(0).all():
+    if (pairs.n_neg > 0).all() and any_along(neg, 0).all():
         # z = alpha - D on the negatives, -inf elsewhere, in one tensor shared by both sums
-        z = fill_outside(sim, neg)
-        if pairs.metric == "cosine":
-            z.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
-        z.add_(margin)
-        row = torch.logsumexp(z, dim=1)  # (N,) over candidates negative to anchor i
-        col = torch.logsumexp(z, dim=0)  # (M,) over anchors negative to candidate j
+        z = minus_distance_on(pairs, neg).add_(margin)
+        row = logsumexp(z, dim=1)  # (N,) over candidates negative to anchor i
+        col = logsumexp(z, dim=0)  # (M,) over anchors negative to candidate j
     else:  # some anchor or candidate has no negative: its sum is -inf
         z = margin - pairs.dist
         row = masked_logsumexp(z, neg, dim=1)

@@ -20,10 +20,13 @@ def npair(pairs: Pairs, *, l2_reg: float) -> Tensor:
     Formula (Sohn 2016, eq. 3 and section 3.2.2; s the inner product)::
 
         L = mean_i mean_{p in P(i)} log(1 + sum_{n in N(i)} exp(s_in - s_ip))
-            + l2_reg * mean_i ||f_i||^2
+            + l2_reg * (mean_i ||x_i||^2 + mean_j ||y_j||^2) / 2
 
-    The norm penalty (over anchors and candidates) replaces the temperature that keeps
-    the inner products bounded. Anchors without a positive do not contribute.
+    The norm penalty, which replaces the temperature that keeps the inner products
+    bounded, weighs the anchors' mean squared norm (x_i) and the candidates' mean squared
+    norm (y_j) equally, whatever their numbers; without ``ref_*`` both are the embeddings,
+    so it is their mean squared norm. Anchors without a positive do not contribute to the
+    first term.
 
     Reference: Sohn, NeurIPS 2016, "Improved Deep Metric Learning with Multi-class N-pair
     Loss Objective".

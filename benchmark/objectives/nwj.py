@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from benchmark.objectives._core import Pairs, count, fill_outside, register_objective
+from benchmark.objectives._core import Pairs, fill_outside, register_objective
 
 
 @register_objective("nwj", metric="dot")
@@ -24,4 +24,4 @@ def nwj(pairs: Pairs) -> Tensor:
     # exp only where used: excluded scores (self, positives) become exp(-inf) = 0, so an
     # overflowing excluded score cannot give 0 * inf = NaN
     e = fill_outside(t, pairs.neg).sub_(1.0).exp_()
-    return -(pairs.at_positives(t).mean() - e.sum() / count(pairs.neg))
+    return -(pairs.at_positives(t).mean() - e.sum() / pairs.n_neg.sum())

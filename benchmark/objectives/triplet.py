@@ -10,8 +10,7 @@ from torch import Tensor
 from benchmark.objectives._core import (
     Pairs,
     count,
-    count_per_row,
-    fill_outside,
+    minus_distance_on,
     register_objective,
     to_distance,
 )
@@ -34,7 +33,7 @@ def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
     loss is a documented 0.
 
     Never builds the (N, P, M) triplet tensor. With K the largest number of positives of an
-    anchor, each positive slot k < K is one (N, M) pass over the negatives when K is small
+    anchor, each positive slot k < K is one (N, M) pass over the negatives when K <= 6
     (cost O(K N M)); otherwise, for each anchor the negative distances are sorted once, and
     for a positive with threshold t = D_ap + alpha the sum over negatives of
     max(0, t - D_an) equals c * t - (sum of the c smallest D_an), where c counts the
@@ -42,12 +41,12 @@ def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
 
     Reference: Schroff, Kalenichenko & Philbin, CVPR 2015, arXiv:1503.03832.
     """
-    sim, neg = pairs.sim, pairs.neg
+    sim = pairs.sim
     n, dtype = len(sim), sim.dtype
     anchors, _ = pairs.pos_index
     d_ap = to_distance(pairs.at_positives(sim), pairs.metric)  # (P,)
     # the positives of each anchor in slots 0..K-1 of an (N, K) table
-    n_pos = torch.bincount(anchors, minlength=n)
+    n_pos, n_neg = pairs.n_pos, pairs.n_neg
     k_max = int(n_pos.max())
     slot = torch.arange(len(anchors), device=sim.device) - (n_pos.cumsum(0) - n_pos)[anchors]
     index = (anchors, slot)
@@ -55,27 +54,19 @@ def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
     used[index] = True
     thr = d_ap.new_zeros(n, k_max).index_put(index, d_ap + margin)
     dap = d_ap.detach().new_zeros(n, k_max).index_put_(index, d_ap.detach())
-    n_neg = count_per_row(neg)
     if k_max <= DIRECT_MAX_POSITIVES:
-        total, n_triplets = _direct(_minus_negative_distances(pairs), thr, dap, used, semihard)
+        total, n_triplets = _direct(minus_distance_on(pairs, pairs.neg), thr, dap, used, semihard)
     else:
-        d = [_minus_negative_distances(pairs).neg_()]  # D_an, +inf elsewhere
+        d = [minus_distance_on(pairs, pairs.neg).neg_()]  # D_an, +inf elsewhere
         total, n_triplets = _sorted(d, thr, dap, used, n_neg, semihard)
     if not semihard:
         n_triplets = (n_pos * n_neg).sum().to(dtype)
     return total / n_triplets.clamp_min(1)
 
 
-# up to this many positives per anchor, one pass per positive slot beats sorting
-DIRECT_MAX_POSITIVES = 4
-
-
-def _minus_negative_distances(pairs: Pairs) -> Tensor:
-    """-D on the negative pairs, -inf elsewhere (a new tensor, exact)."""
-    neg_d = fill_outside(pairs.sim, pairs.neg)
-    if pairs.metric == "cosine":
-        neg_d.neg_().add_(1.0).neg_()  # -(1 - s); for -s distances, -D is the score itself
-    return neg_d
+# up to this many positives per anchor, one pass per positive slot beats sorting (on a CPU
+# both cost about the same at 8)
+DIRECT_MAX_POSITIVES = 6
 
 
 def _direct(neg_d: Tensor, thr: Tensor, dap: Tensor, used: Tensor, semihard: float):
