@@ -51,9 +51,11 @@ class MoCo(Method):
 
     @torch.no_grad()
     def _enqueue(self, keys: Tensor) -> None:
+        """Replace the oldest entries (a ring buffer); a batch larger than K keeps its last K."""
         k = len(self.queue)
+        keys = keys[-k:]
         pos = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % k
-        self.queue[pos] = keys[:k]
+        self.queue[pos] = keys
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % k)
 
     @torch.no_grad()

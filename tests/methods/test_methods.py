@@ -110,3 +110,11 @@ def test_batch_larger_than_training_split_is_refused(prepared):
     with pytest.raises(ValueError, match="larger than the training split"):
         run_cell(CellConfig(method="simclr", objective="ntxent", encoder="mlp",
                             batch_size=5000, epochs=1), data=data, progress=False)
+
+
+def test_moco_queue_smaller_than_the_batch(prepared):
+    data = prepared("digits")
+    cfg = CellConfig(method="moco", objective="infonce", encoder="mlp", batch_size=128,
+                     epochs=1, method_options={"queue_size": 64})
+    row = run_cell(cfg, data=data, progress=False)
+    assert row["diverged"] is False and row["negatives"] == 64 + 128 - 1
