@@ -96,7 +96,10 @@ def log_cell(
     mlflow = _mlflow()
     if cell_logged(suite, row["config_hash"], kind):
         return
-    with mlflow.start_run(run_name=run_name or row["config_hash"], nested=True):
+    # the experiment must be named: a nested run does not inherit its parent's
+    with mlflow.start_run(
+        experiment_id=_experiment(suite), run_name=run_name or row["config_hash"], nested=True
+    ):
         mlflow.set_tags(
             {
                 "kind": kind,

@@ -1,0 +1,43 @@
+"""MLflow: a nested run per cell under the stage's parent run, never duplicated."""
+
+from __future__ import annotations
+
+import mlflow
+
+from benchmark import tracking
+
+
+def test_cell_runs_are_nested_in_the_suite_experiment_and_not_duplicated(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    row = {
+        "config_hash": "abc123",
+        "linear_acc": 0.9,
+        "knn_acc": 0.8,
+        "val_acc": 0.85,
+        "negatives": 510,
+        "diverged": False,
+    }
+    history = [
+        {"epoch": 0, "loss": 2.0, "val_knn_acc": 0.5},
+        {"epoch": 1, "loss": 1.0, "val_knn_acc": 0.7},
+    ]
+    for _ in range(2):  # a re-run of a finished cell must not log it again
+        with tracking.stage_run("unit", "train@simclr-ntxent"):
+            tracking.log_cell(
+                "unit", "train@simclr-ntxent", params={"batch_size": 256}, row=row, history=history
+            )
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("suite-unit")
+    cells = client.search_runs([exp.experiment_id], "tags.kind = 'cell'")
+    assert len(cells) == 1
+    run = cells[0]
+    assert run.data.tags["config_hash"] == "abc123"
+    assert run.data.tags["dvc_stage"] == "train@simclr-ntxent"
+    assert run.data.params["batch_size"] == "256"
+    assert run.data.metrics["linear_acc"] == 0.9
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.value for m in sorted(losses, key=lambda m: m.step)] == [2.0, 1.0]
+    stages = client.search_runs([exp.experiment_id], "tags.kind = 'stage'")
+    assert len(stages) == 2
+    assert run.data.tags["mlflow.parentRunId"] in {s.info.run_id for s in stages}
