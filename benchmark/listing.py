@@ -7,28 +7,17 @@ import json
 
 
 def registries() -> dict[str, list[str]]:
+    from benchmark.datasets import DATASETS
+    from benchmark.encoders import ENCODERS
+    from benchmark.methods import METHODS
     from benchmark.objectives import OBJECTIVES
 
-    out = {"objectives": OBJECTIVES.names(), "methods": [], "encoders": [], "datasets": []}
-    try:
-        from benchmark.methods import METHODS
-
-        out["methods"] = METHODS.names()
-    except ImportError:
-        pass
-    try:
-        from benchmark.encoders import ENCODERS
-
-        out["encoders"] = ENCODERS.names()
-    except ImportError:
-        pass
-    try:
-        from benchmark.datasets import DATASETS
-
-        out["datasets"] = DATASETS.names()
-    except ImportError:
-        pass
-    return out
+    return {
+        "objectives": OBJECTIVES.names(),
+        "methods": METHODS.names(),
+        "encoders": ENCODERS.names(),
+        "datasets": DATASETS.names(),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -44,8 +44,10 @@ import numpy as np
 import pandas as pd
 
 from benchmark.cli import UserError
+from benchmark.stages.common import TRIAL_COLUMNS
 
-RESULT_COLUMNS = [
+# the columns of results.csv (stages/common.py's RESULT_COLUMNS) the report reads
+REQUIRED_RESULT_COLUMNS = [
     "suite",
     "method",
     "objective",
@@ -62,7 +64,6 @@ RESULT_COLUMNS = [
     "train_seconds",
     "diverged",
 ]
-TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
 MI_COLUMNS = ["bound", "true_mi", "estimate", "batch_size"]
 SWEEPS = ("method", "batch", "negatives", "queue")
 KEY = ["method", "objective", "dataset", "encoder"]
@@ -204,7 +205,7 @@ def load_results(path: Path | str) -> pd.DataFrame:
     """Read and validate ``results.csv`` (types normalised, ``sweep`` defaulted to "method")."""
     path = Path(path)
     df = _read_csv(path, "results table (run the train and results stages first)")
-    _require_columns(df, RESULT_COLUMNS, path)
+    _require_columns(df, REQUIRED_RESULT_COLUMNS, path)
     if df.empty:
         raise UserError(f"{path}: has no rows; expected one row per finished grid cell and seed")
     df = df.copy()

@@ -21,14 +21,13 @@ from pathlib import Path
 from benchmark.cli import UserError
 from benchmark.config import ConfigError
 from benchmark.stages.common import (
+    TRIAL_COLUMNS,
     TRIALS_DIR,
     TUNED_DIR,
     apply_device,
     load_for_pair,
     write_header_only,
 )
-
-TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

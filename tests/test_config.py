@@ -61,19 +61,23 @@ def test_gpu_suite_validates_without_data():
     assert suite.validate_only and {c["encoder"] for c in suite_cells(suite)} >= {"resnet18"}
 
 
-def _run_prepare(tmp_path: Path, suite: dict, params: dict | None = None):
-    (tmp_path / "suites").mkdir(exist_ok=True)
-    (tmp_path / "suites" / "bad.yaml").write_text(yaml.safe_dump(suite))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"suite": "bad", **(params or {})}))
+def _benchmark(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "benchmark", "prepare"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "benchmark", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
+
+
+def _run_prepare(tmp_path: Path, suite: dict, params: dict | None = None):
+    (tmp_path / "suites").mkdir(exist_ok=True)
+    (tmp_path / "suites" / "bad.yaml").write_text(yaml.safe_dump(suite))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"suite": "bad", **(params or {})}))
+    return _benchmark(tmp_path, "prepare")
 
 
 BASE = {
@@ -152,39 +156,12 @@ def test_unknown_suite_names_the_allowed_ones(tmp_path):
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "core.yaml").write_text(yaml.safe_dump(BASE))
     (tmp_path / "params.yaml").write_text("suite: coer\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmark", "prepare"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = _benchmark(tmp_path, "prepare")
     assert proc.returncode == 2
     assert "suite: 'coer' not found; allowed: core" in proc.stderr
 
 
 def test_run_command_bad_input(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmark",
-            "run",
-            "--method",
-            "byol",
-            "--objective",
-            "ntxent",
-            "--epochs",
-            "0",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = _benchmark(tmp_path, "run", "--method", "byol", "--objective", "ntxent", "--epochs", "0")
     assert proc.returncode == 2
     assert "method 'byol' cannot use objective 'ntxent'; compatible: none" in proc.stderr

@@ -19,6 +19,7 @@ RUNS_DIR = Path("reports/runs")
 TUNED_DIR = Path("reports/tuned")
 TRIALS_DIR = Path("reports/trials")
 
+TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
 RESULT_COLUMNS = [
     "suite",
     "method",

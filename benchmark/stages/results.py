@@ -16,12 +16,12 @@ from benchmark.config import ConfigError, suite_pairs
 from benchmark.stages.common import (
     RESULT_COLUMNS,
     RUNS_DIR,
+    TRIAL_COLUMNS,
     TRIALS_DIR,
     load,
     read_csv,
     write_csv_atomic,
 )
-from benchmark.tune import TRIAL_COLUMNS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
