@@ -9,6 +9,7 @@ logged twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ def configure(uri: str | None = None) -> None:
     _mlflow().set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or uri or DEFAULT_URI)
 
 
+@functools.cache  # one subprocess per process, not one per logged cell
 def git_commit() -> str:
     try:
         out = subprocess.run(
