@@ -39,6 +39,17 @@ COMPATIBLE: dict[str, tuple[str, ...]] = {
     "random": (),
 }
 
+# what Optuna tunes per objective (the objective registry's ``tunable``); objectives not
+# listed have nothing to tune, so their tune@ stages finish without importing torch
+TUNABLE: dict[str, tuple[str, ...]] = {
+    "contrastive": ("margin",),
+    "infonce": ("temperature",),
+    "lifted": ("margin",),
+    "nce": ("temperature",),
+    "ntxent": ("temperature",),
+    "triplet": ("margin",),
+}
+
 
 def compatible_objectives(method: str) -> tuple[str, ...]:
     """The method's objectives, or ("none",) for methods that take none."""

@@ -56,6 +56,7 @@ class Block(Strict):
     negatives: list[int | None] = [None]
     options: dict[str, list[Any]] = {}
     epochs: int | None = None
+    tuning_epochs: int | None = Field(None, ge=1)  # each Optuna trial's; default tuning.epochs
     seeds: list[int] | None = None
     tuned: bool = True  # cells use Optuna's best values; False = the objective's defaults
     dataset_options: dict[str, Any] = {}
@@ -278,6 +279,7 @@ def suite_cells(suite: Suite, params: Params | None = None) -> list[dict]:
                         "negatives": k,
                         "seed": seed,
                         "epochs": epochs,
+                        "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
                         "lr": suite.lr,
                         "method_options": dict(zip(keys, combo, strict=True)),
                         "dataset_options": dict(block.dataset_options),

@@ -41,7 +41,7 @@ def _fit_logreg(
         lr=1.0,
         max_iter=max_iter,
         history_size=20,
-        tolerance_grad=1e-6,
+        tolerance_grad=1e-5,  # 1e-6 and 200 iterations: same accuracies, 2x the time
         line_search_fn="strong_wolfe",
     )
 
@@ -65,7 +65,7 @@ def linear_probe(
     test: tuple[Tensor, Tensor] | None = None,
     *,
     l2_grid: tuple[float, ...] = L2_GRID,
-    max_iter: int = 200,
+    max_iter: int = 100,
 ) -> ProbeResult:
     """Select the L2 strength on ``val``; score ``test`` (if given) once, with that model."""
     xtr, ytr = train[0].float(), train[1].long()

@@ -44,26 +44,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.cli import UserError
-from benchmark.stages.common import TRIAL_COLUMNS
+from benchmark.stages.common import RESULT_COLUMNS, TRIAL_COLUMNS
 
-# the columns of results.csv (stages/common.py's RESULT_COLUMNS) the report reads
-REQUIRED_RESULT_COLUMNS = [
-    "suite",
-    "method",
-    "objective",
-    "dataset",
-    "encoder",
-    "batch_size",
-    "negatives",
-    "seed",
-    "temperature",
-    "margin",
-    "tuned",
-    "linear_acc",
-    "knn_acc",
-    "train_seconds",
-    "diverged",
-]
+# the columns of results.csv the report reads ("sweep" may be absent in older tables)
+_UNREAD = {"epochs", "val_acc", "views_per_second", "config_hash", "sweep"}
+REQUIRED_RESULT_COLUMNS = [c for c in RESULT_COLUMNS if c not in _UNREAD]
 MI_COLUMNS = ["bound", "true_mi", "estimate", "batch_size"]
 SWEEPS = ("method", "batch", "negatives", "queue")
 KEY = ["method", "objective", "dataset", "encoder"]

@@ -130,14 +130,21 @@ class Diverged(Exception):
 EpochHook = Callable[[int, float, Method, PreparedData, torch.device], None]
 
 
-def val_knn_tracker(history: list[dict]) -> EpochHook:
+def val_knn_tracker(history: list[dict], *, epochs: int | None = None) -> EpochHook:
     """An epoch hook appending {epoch, loss, val_knn_acc} to ``history``; returns the acc.
 
     The per-epoch validation signal is the kNN accuracy (one matrix product), cheap enough
-    to compute every epoch; the linear probe runs once at the end.
+    to compute every epoch; the linear probe runs once at the end. Given ``epochs``, the
+    accuracy is computed at most ``MAX_EVALS`` times, evenly spaced and always at the last
+    epoch (full-graph cells train 150 one-step epochs; evaluating each would cost more
+    than training); the other epochs record the loss only and return None.
     """
+    stride = max(1, math.ceil(epochs / MAX_EVALS)) if epochs else 1
 
-    def hook(epoch, loss, method, data, device) -> float:
+    def hook(epoch, loss, method, data, device) -> float | None:
+        if (epoch + 1) % stride and epoch + 1 != epochs:
+            history.append({"epoch": epoch, "loss": loss})
+            return None
         feats = embed(method, data, device)
         tr, va = data.splits["train"], data.splits["val"]
         acc = (
@@ -151,6 +158,9 @@ def val_knn_tracker(history: list[dict]) -> EpochHook:
         return acc
 
     return hook
+
+
+MAX_EVALS = 25
 
 
 def fit(
@@ -172,6 +182,7 @@ def fit(
     edge_index = data.edge_index.to(device) if data.edge_index is not None else None
     graph = getattr(method, "full_graph", False)
     n = len(train_idx)
+    position = _split_positions(train_idx).to(device)  # dataset row -> position in the split
     if graph:
         steps_per_epoch = 1
     else:
@@ -202,13 +213,12 @@ def fit(
                 if graph:
                     batch = Batch(x=x, y=y, idx=train_idx.to(device), edge_index=edge_index)
                 else:
-                    pos = torch.arange(b * cfg.batch_size, (b + 1) * cfg.batch_size)
-                    rows = order[pos].to(device)
+                    rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
                     # idx = position within the training split (memory banks index by it)
                     batch = Batch(
                         x=x[rows],
                         y=y[rows],
-                        idx=_split_position(rows, train_idx, device),
+                        idx=position[rows],
                         x2=x2[rows] if x2 is not None else None,
                     )
                 for g in opt.param_groups:
@@ -238,10 +248,10 @@ def fit(
     return time.perf_counter() - start, seen, False
 
 
-def _split_position(rows: Tensor, train_idx: Tensor, device: torch.device) -> Tensor:
+def _split_positions(train_idx: Tensor) -> Tensor:
     lookup = torch.full((int(train_idx.max()) + 1,), -1, dtype=torch.long)
     lookup[train_idx] = torch.arange(len(train_idx))
-    return lookup[rows.cpu()].to(device)
+    return lookup
 
 
 @torch.no_grad()
@@ -271,10 +281,6 @@ def evaluate(feats: Tensor, data: PreparedData, *, test: bool) -> dict:
         out["linear_acc"] = res.test_acc
         out["knn_acc"] = knn_accuracy(split["train"], split["test"], num_classes=data.num_classes)
     return out
-
-
-def views_per_sample(method: Method) -> int:
-    return {"simclr": 2, "moco": 2, "byol": 2, "rotation": 4, "jigsaw": 4}.get(method.name, 1)
 
 
 def run_cell(
@@ -316,7 +322,7 @@ def run_cell(
         "knn_acc": metrics.get("knn_acc"),
         "val_acc": metrics["val_acc"],
         "train_seconds": round(seconds, 3),
-        "views_per_second": round(seen * views_per_sample(method) / seconds, 1) if seconds else 0.0,
+        "views_per_second": round(seen * method.views / seconds, 1) if seconds else 0.0,
         "diverged": diverged,
         "config_hash": cfg.config_hash(),
     }

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import math
+import sys
 from pathlib import Path
 
 from benchmark.cli import UserError
@@ -83,11 +84,9 @@ def trial_budget(params, suite) -> int:
 
 
 def _tunable(cells: list[dict]) -> tuple[str, ...]:
-    if not cells or cells[0]["objective"] == "none":
-        return ()
-    from benchmark.objectives import OBJECTIVES
+    from benchmark.compat import TUNABLE
 
-    return OBJECTIVES.get(cells[0]["objective"]).tunable
+    return TUNABLE.get(cells[0]["objective"], ()) if cells else ()
 
 
 def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params) -> str:
@@ -113,81 +112,85 @@ def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params
 def study(
     pair: str, template: dict, tunable: tuple[str, ...], suite, params, key: str
 ) -> tuple[dict, list]:
+    """Run the study's missing trials, ``params.workers`` at a time, and summarise it.
+
+    Trials are asked in batches of ``workers`` and run in forked processes (one torch
+    thread each). A worker reports its validation kNN accuracy after every epoch and the
+    parent answers with the pruner's verdict; trials are told only when their whole batch
+    is over, so the pruner and the sampler see the same history whichever worker is
+    faster, and a re-run with the same seed asks the same points.
+    """
     import optuna
+    from tqdm.auto import tqdm
 
     from benchmark import tracking
-    from benchmark.train import CellConfig, run_cell, val_knn_tracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = suite.search_space
     t = suite.tuning
     name = f"{suite.name}/{pair}/{key}"
     storage = params.tune.storage
+    budget = trial_budget(params, suite)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         direction="maximize",
         load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=params.tune.sampler_seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=t.epochs // 2),
+        # TPE's own start-up (10 random trials) would outlast the whole budget
+        sampler=optuna.samplers.TPESampler(
+            seed=params.tune.sampler_seed, n_startup_trials=max(2, budget // 3)
+        ),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=template["tuning_epochs"] // 2
+        ),
     )
-    finished = [tr for tr in study.trials if tr.state.is_finished()]
-    remaining = max(0, trial_budget(params, suite) - len(finished))
+    # a trial an interruption left RUNNING will never report: closed as FAIL, not counted
+    interrupted = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.RUNNING]
+    for tr in interrupted:
+        study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
+    remaining = max(0, budget - (len(study.trials) - len(interrupted)))
     stage = f"tune@{pair}"
 
     with tracking.stage_run(
         suite.name,
         stage,
         uri=params.mlflow_uri,
-        params={"pair": pair, "trials": params.tune.trials, "study": name},
+        params={"pair": pair, "trials": budget, "study": name, "workers": params.workers},
     ):
-
-        def objective(trial: optuna.Trial) -> float:
-            hp = {}
-            for key in tunable:
-                r = getattr(space, key)
-                hp[key] = trial.suggest_float(key, r.low, r.high, log=r.log)
-            batch = t.batch_size
-            cfg = CellConfig(
-                method=template["method"],
-                objective=template["objective"],
-                dataset=template["dataset"],
-                encoder=template["encoder"],
-                batch_size=batch,
-                negatives=None,
-                seed=t.seed,
-                epochs=t.epochs,
-                lr=template["lr"],
-                method_options=template["method_options"],
-                dataset_options=template["dataset_options"],
-                data_root=template["data_root"],
-                **hp,
-            )
-            history: list[dict] = []
-            tracker = val_knn_tracker(history)
-
-            def on_epoch(epoch: int, loss: float, method, data, device) -> None:
-                acc = tracker(epoch, loss, method, data, device)
-                trial.report(acc, epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-
-            row = run_cell(cfg, test=False, on_epoch=on_epoch, progress=params.progress)
-            tracking.log_cell(
-                suite.name,
-                stage,
-                params={**hp, "trial": trial.number, "pair": pair},
-                row=row,
-                history=history,
-                kind="trial",
-                run_name=f"trial_{trial.number}",
-            )
-            if row["diverged"] or not math.isfinite(row["val_acc"]):
-                trial.set_user_attr("diverged", True)
-                raise RuntimeError("diverged")
-            return row["val_acc"]
-
-        study.optimize(objective, n_trials=remaining, catch=(RuntimeError, ValueError))
+        bar = tqdm(
+            total=remaining, desc=stage, unit="trial", disable=not params.progress, file=sys.stderr
+        )
+        while remaining > 0:
+            batch = []
+            for _ in range(min(max(1, params.workers), remaining)):
+                trial = study.ask()
+                hp = {}
+                for name_ in tunable:
+                    r = getattr(suite.search_space, name_)
+                    hp[name_] = trial.suggest_float(name_, r.low, r.high, log=r.log)
+                batch.append((trial, _trial_config(template, t, hp)))
+            outcomes = _run_batch(batch, params.threads)
+            for (trial, cfg), (state, row, history, error, start_ms) in zip(
+                batch, outcomes, strict=True
+            ):
+                _tell(study, trial, state, row, error)
+                tracking.log_cell(
+                    suite.name,
+                    stage,
+                    params={**trial.params, "trial": trial.number, "pair": pair, "state": state},
+                    row=row or {"config_hash": cfg.config_hash()},
+                    history=history,
+                    kind="trial",
+                    run_name=f"trial_{trial.number}",
+                    start_ms=start_ms,
+                )
+                bar.update()
+                bar.write(
+                    f"  {stage} trial {trial.number}: {trial.params} -> {state}"
+                    + (f" val_acc={row['val_acc']:.4f}" if state == "COMPLETE" else "")
+                    + (f" ({error})" if error else "")
+                )
+            remaining -= len(batch)
+        bar.close()
 
     rows = []
     method, obj = template["method"], template["objective"]
@@ -220,6 +223,116 @@ def study(
         n_trials=len(study.trials),
     )
     return best, rows
+
+
+def _trial_config(template: dict, tuning, hp: dict):
+    from benchmark.train import CellConfig
+
+    return CellConfig(
+        method=template["method"],
+        objective=template["objective"],
+        dataset=template["dataset"],
+        encoder=template["encoder"],
+        batch_size=tuning.batch_size,
+        negatives=None,
+        seed=tuning.seed,
+        epochs=template["tuning_epochs"],
+        lr=template["lr"],
+        method_options=template["method_options"],
+        dataset_options=template["dataset_options"],
+        data_root=template["data_root"],
+        **hp,
+    )
+
+
+def _tell(study, trial, state: str, row: dict | None, error: str | None) -> None:
+    from optuna.trial import TrialState
+
+    if state == "COMPLETE":
+        study.tell(trial, row["val_acc"])
+    elif state == "PRUNED":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        trial.set_user_attr("error", error or state)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _run_batch(batch: list, threads: int) -> list[tuple]:
+    """Run each (trial, cfg) in a forked process; answer their per-epoch prune questions.
+
+    Returns, in batch order, (state, row, history, error, start_ms) with state COMPLETE,
+    PRUNED or FAIL (an exception, a diverged cell or a non-finite accuracy).
+    """
+    import multiprocessing as mp
+    import time
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("fork")
+    live, procs, outcome = {}, [], [None] * len(batch)
+    for i, (trial, cfg) in enumerate(batch):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_trial_worker, args=(child, cfg, threads), daemon=True)
+        proc.start()
+        child.close()
+        live[parent] = (i, trial, time.time())
+        procs.append(proc)
+    try:
+        while live:
+            for conn in wait(list(live)):
+                i, trial, started = live[conn]
+                try:
+                    msg = conn.recv()
+                except EOFError:  # the worker died without a word (e.g. killed)
+                    msg = ("FAIL", None, [], "worker process died")
+                if msg[0] == "epoch":
+                    _, epoch, acc = msg
+                    trial.report(acc, epoch)
+                    conn.send(trial.should_prune())
+                    continue
+                state, row, history, error = msg
+                outcome[i] = (state, row, history, error, int(started * 1000))
+                del live[conn]
+                conn.close()
+    finally:
+        for proc in procs:
+            if proc.is_alive() and live:
+                proc.kill()
+            proc.join()
+    return outcome
+
+
+def _trial_worker(conn, cfg, threads: int) -> None:
+    import torch
+
+    from benchmark.train import run_cell, val_knn_tracker
+
+    torch.set_num_threads(threads)
+    history: list[dict] = []
+    tracker = val_knn_tracker(history, epochs=cfg.epochs)
+
+    class Pruned(Exception):
+        pass
+
+    def on_epoch(epoch: int, loss: float, method, data, device) -> None:
+        acc = tracker(epoch, loss, method, data, device)
+        if acc is None:  # an epoch between evaluations
+            return
+        conn.send(("epoch", epoch, acc))
+        if conn.recv():
+            raise Pruned
+
+    try:
+        row = run_cell(cfg, test=False, on_epoch=on_epoch, progress=False)
+    except Pruned:
+        conn.send(("PRUNED", None, history, None))
+    except Exception as err:  # recorded as a failed trial; the study goes on
+        conn.send(("FAIL", None, history, f"{type(err).__name__}: {err}"))
+    else:
+        if row["diverged"] or not math.isfinite(row["val_acc"]):
+            conn.send(("FAIL", row, history, "diverged"))
+        else:
+            conn.send(("COMPLETE", row, history, None))
+    conn.close()
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.compat import COMPATIBLE, NO_OBJECTIVE
+from benchmark.compat import COMPATIBLE, NO_OBJECTIVE, TUNABLE
 from benchmark.config import load_params, load_suite, suite_cells, suite_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,8 @@ def test_compat_table_matches_the_method_registry():
     for name in METHODS.names():
         assert METHODS.get(name).objectives == COMPATIBLE[name]
         assert set(COMPATIBLE[name]) <= set(OBJECTIVES.names())
+    for name in OBJECTIVES.names():
+        assert OBJECTIVES.get(name).tunable == TUNABLE.get(name, ())
 
 
 def test_smoke_covers_every_method_and_objective():

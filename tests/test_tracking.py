@@ -10,6 +10,8 @@ from benchmark import tracking
 def test_cell_runs_are_nested_in_the_suite_experiment_and_not_duplicated(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    journal = tmp_path / tracking.JOURNAL_DIR
     row = {
         "config_hash": "abc123",
         "linear_acc": 0.9,
@@ -27,6 +29,7 @@ def test_cell_runs_are_nested_in_the_suite_experiment_and_not_duplicated(tmp_pat
             tracking.log_cell(
                 "unit", "train@simclr-ntxent", params={"batch_size": 256}, row=row, history=history
             )
+        tracking.flush(journal)
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("suite-unit")
     cells = client.search_runs([exp.experiment_id], "tags.kind = 'cell'")
@@ -41,3 +44,35 @@ def test_cell_runs_are_nested_in_the_suite_experiment_and_not_duplicated(tmp_pat
     stages = client.search_runs([exp.experiment_id], "tags.kind = 'stage'")
     assert len(stages) == 2
     assert run.data.tags["mlflow.parentRunId"] in {s.info.run_id for s in stages}
+    assert {s.info.status for s in stages} == {"FINISHED"}
+    assert not list(journal.glob("*"))  # flushed journals are deleted
+
+
+def test_a_killed_stage_keeps_its_finished_cells_and_flush_is_idempotent(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    row = {"config_hash": "h1", "linear_acc": 0.5, "train_seconds": 1.0}
+    with tracking.stage_run("unit", "tune@simclr-triplet"):
+        tracking.log_cell(
+            "unit",
+            "tune@simclr-triplet",
+            params={},
+            row=row,
+            history=[],
+            kind="trial",
+            run_name="trial_0",
+        )
+        path = next(tracking.JOURNAL_DIR.glob("*.jsonl"))
+        killed = path.read_text()  # what a kill -9 at this moment leaves behind
+    path.write_text(killed + '{"type": "tri')  # and a line cut short
+    assert tracking.flush() == 2
+    path.write_text(killed)  # flushing the same journal again adds nothing
+    assert tracking.flush() == 0
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("suite-unit")
+    (stage,) = client.search_runs([exp.experiment_id], "tags.kind = 'stage'")
+    (trial,) = client.search_runs([exp.experiment_id], "tags.kind = 'trial'")
+    assert stage.info.status == "KILLED"
+    assert trial.data.tags["mlflow.parentRunId"] == stage.info.run_id
+    assert trial.data.metrics["linear_acc"] == 0.5

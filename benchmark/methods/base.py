@@ -58,6 +58,7 @@ class Method(nn.Module):
     trains: ClassVar[bool] = True
     full_graph: ClassVar[bool] = False
     option_defaults: ClassVar[dict] = {}
+    views: ClassVar[int] = 1  # encoder inputs per sample and step (views_per_second)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__()

@@ -21,6 +21,7 @@ from benchmark.methods.base import (
 
 @register_method("byol")
 class BYOL(Method):
+    views = 2
     option_defaults = {"proj_dim": 64, "proj_hidden": 256, "momentum": 0.99}
 
     def __init__(self, ctx: Context) -> None:

@@ -17,6 +17,8 @@ class Jigsaw(Method):
     shuffle them by one of the 24 permutations, encode every tile with the shared encoder
     and predict the permutation from the concatenated tile features."""
 
+    views = 4  # tiles
+
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         perms = torch.tensor(list(itertools.permutations(range(4))))

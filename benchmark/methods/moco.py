@@ -24,6 +24,7 @@ class MoCo(Method):
     negatives) followed by the queue of K older keys (all negatives)."""
 
     objectives = ALL_OBJECTIVES
+    views = 2
     default_objective = "infonce"
     option_defaults = {"queue_size": 1024, "momentum": 0.99, "proj_dim": 64, "proj_hidden": 256}
 

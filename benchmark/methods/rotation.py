@@ -13,6 +13,7 @@ from benchmark.methods.base import Batch, Context, Method, register_method
 class Rotation(Method):
     """Every image is shown at 0, 90, 180 and 270 degrees; a linear head predicts which."""
 
+    views = 4
     data_kinds = ("image",)
 
     def __init__(self, ctx: Context) -> None:

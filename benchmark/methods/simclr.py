@@ -19,6 +19,7 @@ from benchmark.methods.base import (
 @register_method("simclr")
 class SimCLR(Method):
     objectives = ALL_OBJECTIVES
+    views = 2
     default_objective = "ntxent"
     option_defaults = {"proj_dim": 64, "proj_hidden": 256}
 

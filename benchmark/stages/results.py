@@ -1,7 +1,8 @@
 """`python -m benchmark results`: gather reports/runs/*.csv into the tidy reports/results.csv.
 
 Also gathers reports/trials/*.csv (Optuna trials) into reports/trials.csv. Only pairs of
-the current suite are read; rows are sorted so the file is stable across runs.
+the current suite are read; rows are sorted so the file is stable across runs. Then the
+tune/train stages' MLflow journals are written to MLflow (``tracking.flush``).
 """
 
 from __future__ import annotations
@@ -57,4 +58,7 @@ def run(args: argparse.Namespace) -> int:
         f"results: {len(df)} rows from {len(pairs)} pairs -> {args.out}; "
         f"{len(tdf)} trials -> {args.trials_out}"
     )
+    from benchmark import tracking
+
+    print(f"results: {tracking.flush()} MLflow runs written from the stages' journals")
     return 0

@@ -59,7 +59,7 @@ def _train_one(cell: dict, cfg, progress: bool):
 
     t0 = time.perf_counter()
     history: list[dict] = []
-    row = run_cell(cfg, on_epoch=val_knn_tracker(history), progress=progress)
+    row = run_cell(cfg, on_epoch=val_knn_tracker(history, epochs=cfg.epochs), progress=progress)
     return cell, cfg, row, history, time.perf_counter() - t0
 
 

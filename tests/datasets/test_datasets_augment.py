@@ -78,6 +78,21 @@ def test_strength_zero_is_identity():
     assert torch.equal(VectorAugment(strength=0.0)(s[:, 0], gen(0)), s[:, 0])
 
 
+def test_image_warp_conventions_flip_and_crop_window():
+    x = torch.rand(64, 1, 6, 10, generator=gen(0))
+    flip = ImageAugment(crop_scale=1.0, degrees=0, translate=0, noise_std=0, hflip=True)
+    out = flip(x, gen(1))
+    same = (out - x).flatten(1).abs().amax(1) < 1e-5
+    mirrored = (out - x.flip(-1)).flatten(1).abs().amax(1) < 1e-5
+    assert bool((same | mirrored).all()) and same.any() and mirrored.any()
+    crop = ImageAugment(crop_scale=0.3, degrees=0, translate=0, noise_std=0)
+    theta = crop.matrices(256, 6, 10, x)
+    window = theta[:, :, 2].abs() + theta[:, [0, 1], [0, 1]]
+    assert bool((window <= 1 + 1e-6).all()), "a crop left the image"
+    area = theta[:, 0, 0] * theta[:, 1, 1]
+    assert area.min() >= 0.3 - 1e-6 and area.max() <= 1 + 1e-6
+
+
 def test_sequence_pure_shift_is_circular():
     x = torch.randn(2, 1, 40)
     aug = SequenceAugment(shift=3, dilate=0, scale=0, shear=0, noise_std=0)

@@ -49,8 +49,15 @@ def test_every_method_has_a_setting():
 def test_pair_trains_without_divergence(prepared, method, objective):
     dataset, encoder, options = SETTING[method]
     data = _data(prepared, dataset)
-    cfg = CellConfig(method=method, objective=objective, dataset=dataset, encoder=encoder,
-                     batch_size=64, epochs=1, method_options=options)
+    cfg = CellConfig(
+        method=method,
+        objective=objective,
+        dataset=dataset,
+        encoder=encoder,
+        batch_size=64,
+        epochs=1,
+        method_options=options,
+    )
     row = run_cell(cfg, data=data, progress=False)
     assert row["diverged"] is False
     for key in ("linear_acc", "knn_acc", "val_acc"):
@@ -83,14 +90,21 @@ def test_incompatible_pairs_are_refused_with_the_compatible_list():
 def test_effective_negatives(prepared):
     data = prepared("digits")
     base = dict(encoder="mlp", batch_size=64, epochs=0)
-    row = run_cell(CellConfig(method="simclr", objective="ntxent", **base), data=data,
-                   progress=False)
+    row = run_cell(
+        CellConfig(method="simclr", objective="ntxent", **base), data=data, progress=False
+    )
     assert row["negatives"] == 2 * 64 - 2
-    row = run_cell(CellConfig(method="simclr", objective="ntxent", negatives=16, **base),
-                   data=data, progress=False)
+    row = run_cell(
+        CellConfig(method="simclr", objective="ntxent", negatives=16, **base),
+        data=data,
+        progress=False,
+    )
     assert row["negatives"] == 16
-    row = run_cell(CellConfig(method="moco", objective="infonce", method_options={"queue_size": 100},
-                              **base), data=data, progress=False)
+    row = run_cell(
+        CellConfig(method="moco", objective="infonce", method_options={"queue_size": 100}, **base),
+        data=data,
+        progress=False,
+    )
     assert row["negatives"] == 100 + 64 - 1
 
 
@@ -99,8 +113,11 @@ def test_nan_loss_marks_the_cell_diverged(prepared, monkeypatch):
 
     monkeypatch.setattr(SimCLR, "training_loss", lambda self, batch: torch.tensor(math.nan))
     data = prepared("digits")
-    row = run_cell(CellConfig(method="simclr", objective="ntxent", encoder="mlp",
-                              batch_size=64, epochs=1), data=data, progress=False)
+    row = run_cell(
+        CellConfig(method="simclr", objective="ntxent", encoder="mlp", batch_size=64, epochs=1),
+        data=data,
+        progress=False,
+    )
     assert row["diverged"] is True
     assert math.isnan(row["linear_acc"])
 
@@ -108,13 +125,24 @@ def test_nan_loss_marks_the_cell_diverged(prepared, monkeypatch):
 def test_batch_larger_than_training_split_is_refused(prepared):
     data = prepared("digits")
     with pytest.raises(ValueError, match="larger than the training split"):
-        run_cell(CellConfig(method="simclr", objective="ntxent", encoder="mlp",
-                            batch_size=5000, epochs=1), data=data, progress=False)
+        run_cell(
+            CellConfig(
+                method="simclr", objective="ntxent", encoder="mlp", batch_size=5000, epochs=1
+            ),
+            data=data,
+            progress=False,
+        )
 
 
 def test_moco_queue_smaller_than_the_batch(prepared):
     data = prepared("digits")
-    cfg = CellConfig(method="moco", objective="infonce", encoder="mlp", batch_size=128,
-                     epochs=1, method_options={"queue_size": 64})
+    cfg = CellConfig(
+        method="moco",
+        objective="infonce",
+        encoder="mlp",
+        batch_size=128,
+        epochs=1,
+        method_options={"queue_size": 64},
+    )
     row = run_cell(cfg, data=data, progress=False)
     assert row["diverged"] is False and row["negatives"] == 64 + 128 - 1
