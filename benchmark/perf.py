@@ -1,4 +1,4 @@
-"""`python -m benchmark perf {objectives,train}`: speed and memory figures, printed.
+"""`python -m benchmark perf {objectives,train,pipeline}`: speed and memory figures, printed.
 
 Timings are medians of repeated runs on this machine, with ratios to a reference
 measured in the same run, so that a noisy shared machine shifts both sides alike.
@@ -11,6 +11,7 @@ allocator statistics are used instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import functools
 import re
@@ -23,7 +24,19 @@ import torch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["objectives", "train"], help="which benchmark")
+    parser.add_argument(
+        "what",
+        choices=["objectives", "train", "pipeline"],
+        help="objectives: time/memory of every loss vs ntxent; train: a SimCLR step's views/s "
+        "and model-FLOP utilisation; pipeline: wall time and peak memory of a command "
+        "(default `dvc repro`)",
+    )
+    parser.add_argument(
+        "--command",
+        dest="measured",
+        default="dvc repro",
+        help="pipeline: the command to run and measure (e.g. 'dvc exp run -S suite=smoke')",
+    )
     parser.add_argument(
         "--batch-sizes",
         type=int,
@@ -34,11 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=128, help="objectives: embedding dimension")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--steps", type=int, default=30, help="train: timed training steps")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for both the step and the matmul peak (default: torch's, "
+        "one per core); 1 gives a figure that another busy core does not disturb",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.what == "objectives":
         perf_objectives(args.batch_sizes, args.dim, args.repeats)
+    elif args.what == "pipeline":
+        return perf_pipeline(args.measured)
     else:
         perf_train(args.steps)
     return 0
@@ -252,3 +276,40 @@ def perf_train(steps: int) -> dict:
     print(f"  fp32 matmul peak     {out['matmul_peak_gflops']:.1f} GFLOP/s (1024^3, same run)")
     print(f"  model-FLOP util.     {out['mfu'] * 100:.0f}% of the matmul peak")
     return out
+
+
+# --- the whole pipeline ------------------------------------------------------------------
+
+
+def perf_pipeline(command: str, interval: float = 0.2) -> int:
+    """Run ``command`` and print its wall time and the peak of the summed resident memory
+    of its whole process tree (sampled every ``interval`` s: DVC, each stage, each worker)."""
+    import shlex
+    import subprocess
+
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(shlex.split(command))
+    root = psutil.Process(proc.pid)
+    peak_total = peak_single = 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        rss = []
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                rss.append(p.memory_info().rss)
+        peak_total = max(peak_total, sum(rss))
+        peak_single = max(peak_single, max(rss, default=0))
+        time.sleep(interval)
+    code = proc.wait()
+    seconds = time.perf_counter() - start
+    print(f"`{command}` exited {code} after {seconds:.0f} s ({seconds / 60:.1f} min)")
+    print(
+        f"  peak resident memory: {peak_total / 2**30:.2f} GiB summed over the process tree, "
+        f"{peak_single / 2**30:.2f} GiB in one process (sampled every {interval} s)"
+    )
+    return code

@@ -37,14 +37,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = TUNED_DIR / f"{args.pair}.json"
+    trials_out = TRIALS_DIR / f"{args.pair}.csv"
+
+    def nothing(suite_name: str, reason: str) -> int:
+        _write_json(out, {"pair": args.pair, "suite": suite_name, "params": {}, "note": reason})
+        write_header_only(trials_out, TRIAL_COLUMNS)
+        print(f"tune@{args.pair}: nothing to tune ({reason})")
+        return 0
+
     try:
+        light = _untunable_answer(args.pair, args.params)
+        if light is not None:  # answered from the YAML alone, without importing torch
+            return nothing(*light)
         params, suite, cells = load_for_pair(args.pair, args.params)
     except ConfigError as err:
         raise UserError(str(err)) from None
     tunable = _tunable(cells)
     budget = trial_budget(params, suite)
-    out = TUNED_DIR / f"{args.pair}.json"
-    trials_out = TRIALS_DIR / f"{args.pair}.csv"
     if not cells or not tunable or budget == 0:
         reason = (
             "not in suite"
@@ -53,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
             if not tunable
             else "tune.trials = 0"
         )
-        _write_json(out, {"pair": args.pair, "suite": suite.name, "params": {}, "note": reason})
-        write_header_only(trials_out, TRIAL_COLUMNS)
-        print(f"tune@{args.pair}: nothing to tune ({reason})")
-        return 0
+        return nothing(suite.name, reason)
     apply_device(params)
     key = study_key(args.pair, cells[0], tunable, suite, params)
     if out.is_file() and trials_out.is_file():
@@ -75,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
         f"({best['n_trials']} trials)"
     )
     return 0
+
+
+def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
+    """(suite, reason) when the pair's objective has nothing to tune, else None."""
+    from benchmark.compat import TUNABLE
+    from benchmark.config import load_params, load_suite, suite_pairs
+
+    params = load_params(params_path)
+    item = params.pairs.get(pair)
+    if item is None or TUNABLE.get(item.get("objective", ""), ()):
+        return None  # unknown pairs get load_for_pair's error
+    suite = load_suite(params.suite, check_names=False)
+    in_suite = pair in suite_pairs(suite)
+    return suite.name, "no tunable hyperparameter" if in_suite else "not in suite"
 
 
 def trial_budget(params, suite) -> int:
