@@ -57,6 +57,7 @@ class Block(Strict):
     options: dict[str, list[Any]] = {}
     epochs: int | None = None
     tuning_epochs: int | None = Field(None, ge=1)  # each Optuna trial's; default tuning.epochs
+    lr: float | None = Field(None, gt=0)  # this block's learning rate; default the suite's
     seeds: list[int] | None = None
     tuned: bool = True  # cells use Optuna's best values; False = the objective's defaults
     dataset_options: dict[str, Any] = {}
@@ -280,7 +281,7 @@ def suite_cells(suite: Suite, params: Params | None = None) -> list[dict]:
                         "seed": seed,
                         "epochs": epochs,
                         "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
-                        "lr": suite.lr,
+                        "lr": block.lr or suite.lr,
                         "method_options": dict(zip(keys, combo, strict=True)),
                         "dataset_options": dict(block.dataset_options),
                         "data_root": block.data_root,

@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="method option, e.g. queue_size=4096 (repeatable)",
     )
     parser.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset builder option, e.g. num_samples=4000 (repeatable)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -52,6 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 DEFAULT_ENCODER = {"image": "cnn2d", "sequence": "cnn1d", "graph": "gcn", "vectors": "mlp"}
+
+
+def _key_values(items: list[str], flag: str) -> dict:
+    """["k=v", ...] -> {k: v}; numbers and true/false parsed as JSON, the rest kept as str."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value) if value in ("true", "false") else float(value)
+            if isinstance(out[key], float) and out[key].is_integer() and "." not in value:
+                out[key] = int(out[key])
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,16 +90,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--option {item!r}: expected KEY=VALUE")
-        options[key] = (
-            json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
-        )
+    options = _key_values(args.option, "--option")
+    dataset_options = _key_values(args.dataset_option, "--dataset-option")
     try:
-        data = prepare_dataset(args.dataset, root=args.data_root, cache_dir="data/cache")
+        data = prepare_dataset(
+            args.dataset, root=args.data_root, cache_dir="data/cache", **dataset_options
+        )
         cfg = CellConfig(
             method=args.method,
             objective=args.objective or method_cls.default_objective,
@@ -90,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             lr=args.lr,
             method_options=options,
+            dataset_options=dataset_options,
             data_root=args.data_root,
         )
         row = run_cell(cfg, data=data, progress=not args.no_progress)

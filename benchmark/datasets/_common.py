@@ -74,6 +74,45 @@ def random_splits(
     return {"train": train, "val": val, "test": test}
 
 
+def per_class_splits(
+    labels: Tensor,
+    seed: int,
+    train_per_class: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> dict[str, Tensor]:
+    """Planetoid-style semi-supervised splits (Yang et al. 2016; Kipf & Welling 2017):
+    ``train_per_class`` seeded samples of each class, then ``val_fraction`` and
+    ``test_fraction`` of all N samples drawn at random from the rest; the remaining
+    samples belong to no split (unlabelled, but still part of a graph)."""
+    n = labels.numel()
+    perm = torch.randperm(n, generator=generator(seed))
+    lab = labels[perm]
+    rank = torch.empty(n, dtype=torch.long)  # position of each sample within its class
+    by_class = torch.sort(lab, stable=True).indices
+    counts = torch.bincount(lab - lab.min())
+    starts = torch.cumsum(counts, 0) - counts
+    rank[by_class] = torch.arange(n) - starts.repeat_interleave(counts)
+    if int(counts.min()) <= train_per_class:
+        raise ValueError(
+            f"train_per_class={train_per_class} leaves a class with no unlabelled sample "
+            f"(smallest class has {int(counts.min())})"
+        )
+    chosen = rank < train_per_class
+    rest = perm[~chosen]
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    if n_val + n_test > rest.numel():
+        raise ValueError(
+            f"val_fraction + test_fraction need {n_val + n_test} samples, only "
+            f"{rest.numel()} remain after {train_per_class} per class for training"
+        )
+    return {
+        "train": torch.sort(perm[chosen])[0],
+        "val": torch.sort(rest[:n_val])[0],
+        "test": torch.sort(rest[n_val : n_val + n_test])[0],
+    }
+
+
 def carve_val(
     train_labels: Tensor, num_test: int, seed: int, val_fraction: float
 ) -> dict[str, Tensor]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.datasets._common import DATASETS, generator, random_splits
+from benchmark.datasets._common import DATASETS, generator, per_class_splits
 from benchmark.datasets.base import PreparedData
 
 
@@ -19,33 +19,46 @@ def csbm(
     *,
     num_nodes: int = 2500,
     num_classes: int = 5,
-    num_features: int = 32,
+    num_features: int = 256,
+    signal_dim: int = 16,
     avg_degree: float = 10.0,
     homophily: float = 0.8,
-    signal: float = 1.0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    signal: float = 1.5,
+    train_per_class: int = 20,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.4,
 ) -> PreparedData:
     """A seeded CSBM graph, ``kind="graph"``.
 
     - labels: ``num_nodes`` nodes in ``num_classes`` equal communities (random order).
-    - features: ``x_i = mu_{y_i} + eps_i``, ``mu_k ~ N(0, signal^2 / num_features * I)``,
-      ``eps_i ~ N(0, I)``: class means are about ``signal * sqrt(2)`` apart against unit
-      noise, a weak signal (a linear classifier on features alone reaches ~45-50% with the
-      defaults, ~95% after two rounds of neighbour averaging at homophily 0.8).
+    - features: ``x_i = mu_{y_i} + eps_i`` in ``num_features`` dimensions, ``eps_i ~ N(0, I)``;
+      the class means live in the first ``signal_dim`` coordinates,
+      ``mu_k ~ N(0, signal^2 / signal_dim * I)`` there and 0 elsewhere: class means are
+      about ``signal * sqrt(2)`` apart against unit noise in a few of many dimensions (as
+      bag-of-words features in citation graphs), a weak signal that a classifier trained on
+      20 labels per class mostly overfits; averaging over neighbours (homophily 0.8)
+      recovers it.
     - edges: each unordered pair i < j is an edge independently with probability p_in (same
       community) or p_out, chosen so that the expected degree is ``avg_degree`` and the
       expected fraction of intra-community edges (edge homophily) is ``homophily``
       (1/num_classes gives a graph that carries no label information).
       ``edge_index`` (2, E) holds both directions of every edge, no self loops.
-    - splits: seeded, stratified node splits 70/15/15. ``root`` is unused.
+    - splits (Planetoid-style, as Cora in DGI's evaluation): ``train_per_class`` labelled
+      nodes per class (100 with the defaults), ``val_fraction`` (500) and
+      ``test_fraction`` (1000) of the nodes at random from the rest; the other nodes are
+      unlabelled. ``root`` is unused.
     """
     if not 0.0 <= homophily <= 1.0:
         raise ValueError(f"csbm: homophily must lie in [0, 1], got {homophily}")
+    if not 1 <= signal_dim <= num_features:
+        raise ValueError(f"csbm: signal_dim must lie in [1, num_features], got {signal_dim}")
     g = generator(seed)
     n, k = num_nodes, num_classes
     y = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
-    means = torch.randn(k, num_features, generator=g) * (signal / math.sqrt(num_features))
+    means = torch.zeros(k, num_features)
+    means[:, :signal_dim] = torch.randn(k, signal_dim, generator=g) * (
+        signal / math.sqrt(signal_dim)
+    )
     x = means[y] + torch.randn(n, num_features, generator=g)
 
     block = n / k  # nodes per community
@@ -72,7 +85,7 @@ def csbm(
         x=x,
         y=y,
         edge_index=edge_index,
-        splits=random_splits(y, seed, val_fraction, test_fraction),
+        splits=per_class_splits(y, seed, train_per_class, val_fraction, test_fraction),
         meta={
             "num_classes": k,
             "homophily": homophily,

@@ -45,8 +45,8 @@ def test_cache_key_separates_settings(tmp_path):
     c = cache_path("csbm", seed=0, cache_dir=tmp_path, homophily=0.3)
     assert len({a, b, c}) == 3
     assert "homophily=0.3" in c.name and "seed1" in b.name
-    prepare_dataset("csbm", cache_dir=tmp_path, num_nodes=200, homophily=0.3)
-    prepare_dataset("csbm", cache_dir=tmp_path, num_nodes=200, homophily=0.9)
+    prepare_dataset("csbm", cache_dir=tmp_path, num_nodes=200, train_per_class=5, homophily=0.3)
+    prepare_dataset("csbm", cache_dir=tmp_path, num_nodes=200, train_per_class=5, homophily=0.9)
     assert len(list(tmp_path.glob("csbm-*.pt"))) == 2
 
 
