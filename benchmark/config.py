@@ -217,7 +217,8 @@ def validate_against_data(suite: Suite, prepared: dict, source: str | None = Non
             raise ConfigError(f"{where}.dataset: {err.args[0]}") from None
         n_train = len(data.splits["train"])
         too_big = [b for b in block.batch_sizes if b > n_train]
-        if too_big and not METHODS.get(block.method).full_graph:
+        # on graphs every method sees the whole graph at each step: no batch to bound
+        if too_big and data.kind != "graph" and not METHODS.get(block.method).full_graph:
             raise ConfigError(
                 f"{where}.batch_sizes: {too_big[0]} is larger than the training "
                 f"split of {block.dataset!r} ({n_train} samples)"
