@@ -1,7 +1,9 @@
 """`python -m benchmark tune --pair METHOD-OBJECTIVE`: an Optuna study on the validation split.
 
 Every objective gets the same budget (Musgrave et al. 2020): ``tune.trials`` trials of
-``tuning.epochs`` epochs at ``tuning.batch_size``, a seeded TPE sampler and a median
+``tuning.epochs`` epochs (or the block's ``tuning_epochs``) at ``tuning.batch_size`` or the
+pair's first cell's batch size if smaller (a temperature tuned for 255 negatives does not
+carry over to 63), a seeded TPE sampler and a median
 pruner fed the per-epoch validation kNN accuracy (cheap); a trial's value is the linear
 probe's validation accuracy. Diverged or failing trials are recorded as FAIL and the study
 goes on. Studies live in ``tune.storage`` (default ``sqlite:///optuna.db``) under a name
@@ -254,7 +256,7 @@ def _trial_config(template: dict, tuning, hp: dict):
         objective=template["objective"],
         dataset=template["dataset"],
         encoder=template["encoder"],
-        batch_size=tuning.batch_size,
+        batch_size=min(tuning.batch_size, template["batch_size"]),
         negatives=None,
         seed=tuning.seed,
         epochs=template["tuning_epochs"],
