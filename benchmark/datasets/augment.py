@@ -200,8 +200,10 @@ class SequenceAugment(nn.Module):
             factor = _uniform(b, 1 - self.dilate, 1 + self.dilate, x)
             offset = _uniform(b, -self.shift, self.shift, x)
             src = ((t - center) / factor + center - offset).remainder(length)  # (B, 1, L)
-            lo = src.floor().long()
-            frac = src - lo
+            base = src.floor()
+            frac = src - base
+            # remainder() of a tiny negative float rounds to exactly `length`: wrap it to 0
+            lo = base.long() % length
             hi = (lo + 1) % length
             lo, hi = lo.expand_as(x), hi.expand_as(x)
             out = torch.gather(x, 2, lo) * (1 - frac) + torch.gather(x, 2, hi) * frac

@@ -101,6 +101,22 @@ def test_sequence_pure_shift_is_circular():
     assert torch.allclose(out.mean(-1), x.mean(-1), atol=1e-5)
 
 
+def test_sequence_shift_that_rounds_to_the_length_wraps(monkeypatch):
+    """A source position of -1e-8 has remainder exactly 40.0 in float32: it must read
+    step 0, not index past the end."""
+    import benchmark.datasets.augment as augment
+
+    def fixed(n, low, high, like):  # the shift draw (low < 0) gives a tiny offset
+        value = 1e-8 if low < 0 else (low + high) / 2
+        return torch.full((n, 1, 1), value, dtype=like.dtype)
+
+    monkeypatch.setattr(augment, "_uniform", fixed)
+    x = torch.randn(3, 1, 40)
+    aug = SequenceAugment(shift=3, dilate=0, scale=0, shear=0, noise_std=0)
+    out = aug(x)
+    assert torch.allclose(out, x, atol=1e-5)
+
+
 def test_graph_augment():
     data = prepare_dataset("csbm", cache_dir=None, num_nodes=300)
     x, ei = data.x, data.edge_index
