@@ -62,16 +62,15 @@ DEFAULT_ENCODER = {"image": "cnn2d", "sequence": "cnn1d", "graph": "gcn", "vecto
 
 
 def _key_values(items: list[str], flag: str) -> dict:
-    """["k=v", ...] -> {k: v}; numbers and true/false parsed as JSON, the rest kept as str."""
+    """["k=v", ...] -> {k: v}; values that parse as JSON (numbers, true/false) are parsed,
+    the rest kept as strings."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
-            out[key] = json.loads(value) if value in ("true", "false") else float(value)
-            if isinstance(out[key], float) and out[key].is_integer() and "." not in value:
-                out[key] = int(out[key])
+            out[key] = json.loads(value)
         except ValueError:
             out[key] = value
     return out

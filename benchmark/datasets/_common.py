@@ -42,6 +42,20 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def _ranked_within_class(labels: Tensor, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A seeded shuffle ``perm`` of 0..N-1, the shuffled labels, each shuffled sample's rank
+    among the samples of its class (0, 1, ... in shuffled order) and the class counts."""
+    n = labels.numel()
+    perm = torch.randperm(n, generator=generator(seed))
+    lab = labels[perm]
+    by_class = torch.sort(lab, stable=True).indices  # shuffled order kept inside a class
+    counts = torch.bincount(lab - lab.min())
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.long)
+    rank[by_class] = torch.arange(n) - starts.repeat_interleave(counts)
+    return perm, lab, rank, counts
+
+
 def _stratified_parts(labels: Tensor, fractions: Sequence[float], seed: int) -> list[Tensor]:
     """Split positions 0..N-1 into len(fractions) sorted parts, seeded and stratified.
 
@@ -50,14 +64,8 @@ def _stratified_parts(labels: Tensor, fractions: Sequence[float], seed: int) -> 
     contiguous block of that order holds every class in proportion (up to one sample).
     """
     n = labels.numel()
-    perm = torch.randperm(n, generator=generator(seed))
-    lab = labels[perm]
-    by_class = torch.sort(lab, stable=True).indices  # shuffled order kept inside a class
-    counts = torch.bincount(lab - lab.min())
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty(n, dtype=torch.float64)
-    rank[by_class] = torch.arange(n, dtype=torch.float64) - starts.repeat_interleave(counts)
-    key = (rank + 0.5) / counts[lab - lab.min()]
+    perm, lab, rank, counts = _ranked_within_class(labels, seed)
+    key = (rank.double() + 0.5) / counts[lab - lab.min()]
     order = perm[torch.sort(key, stable=True).indices]
     sizes = [round(n * f) for f in fractions[1:]]
     sizes = [n - sum(sizes), *sizes]
@@ -86,13 +94,7 @@ def per_class_splits(
     ``test_fraction`` of all N samples drawn at random from the rest; the remaining
     samples belong to no split (unlabelled, but still part of a graph)."""
     n = labels.numel()
-    perm = torch.randperm(n, generator=generator(seed))
-    lab = labels[perm]
-    rank = torch.empty(n, dtype=torch.long)  # position of each sample within its class
-    by_class = torch.sort(lab, stable=True).indices
-    counts = torch.bincount(lab - lab.min())
-    starts = torch.cumsum(counts, 0) - counts
-    rank[by_class] = torch.arange(n) - starts.repeat_interleave(counts)
+    perm, _, rank, counts = _ranked_within_class(labels, seed)
     if int(counts.min()) <= train_per_class:
         raise ValueError(
             f"train_per_class={train_per_class} leaves a class with no unlabelled sample "
