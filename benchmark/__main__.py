@@ -1,3 +1,10 @@
-from benchmark.cli import main
+import sys
 
-raise SystemExit(main())
+from benchmark.warm import run_warm
+
+code = run_warm(sys.argv[1:])  # a stage command, run in a fork of the warm server
+if code is None:
+    from benchmark.cli import main
+
+    code = main()
+raise SystemExit(code)
