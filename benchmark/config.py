@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SUITES_DIR = Path("suites")
 Sweep = Literal["batch", "negatives", "queue", "method"]
@@ -102,7 +109,26 @@ class Params(Strict):
     progress: bool = True
     tune: TuneParams = TuneParams()
     mlflow_uri: str = "sqlite:///mlflow.db"
+    # dvc.yaml's stage lists: every pair (train@) and the pairs with something to tune (tune@)
     pairs: dict[str, dict[str, str]] = {}
+    tuned_pairs: dict[str, dict[str, str]] = {}
+
+    @model_validator(mode="after")
+    def _tuned_pairs_match(self) -> Params:
+        from benchmark.compat import TUNABLE
+
+        for key, item in self.pairs.items():
+            tunable = bool(TUNABLE.get(item.get("objective", ""), ()))
+            want = f"reports/tuned/{key}.json" if tunable else "benchmark/compat.py"
+            if item.get("tuned") != want:
+                raise ValueError(f"pairs.{key}.tuned must be {want!r} (got {item.get('tuned')!r})")
+            if tunable != (key in self.tuned_pairs):
+                where = "missing from" if tunable else "must not be in"
+                raise ValueError(f"pair {key!r} {where} tuned_pairs (compat.TUNABLE)")
+        for key in self.tuned_pairs:
+            if key not in self.pairs:
+                raise ValueError(f"tuned_pairs.{key}: not in pairs; allowed: {', '.join(self.pairs)}")
+        return self
 
 
 def _one_line(err: ValidationError, source: str) -> ConfigError:
@@ -110,7 +136,8 @@ def _one_line(err: ValidationError, source: str) -> ConfigError:
     loc = ".".join(str(p) for p in e["loc"])
     value = e.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
-    return ConfigError(f"{source}: {loc}: {e['msg']}{shown}")
+    msg = e["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{source}: {loc}: {msg}{shown}" if loc else f"{source}: {msg}")
 
 
 def _read_yaml(path: Path) -> Any:

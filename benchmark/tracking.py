@@ -232,9 +232,10 @@ def _flush_one(records: list[dict]) -> int:
         ).info.run_id
         _log_batch(client, parent, params=[Param(k, v) for k, v in head["params"].items()])
         created += 1
+    logged = _logged(client, exp, head["stage"])
     for rec in cells:
         tags = rec["tags"]
-        if _cell_logged(client, exp, tags["config_hash"], tags["kind"]):
+        if (tags["config_hash"], tags["kind"]) in logged:
             continue
         run = client.create_run(
             exp,
@@ -252,6 +253,7 @@ def _flush_one(records: list[dict]) -> int:
         params = [Param(k, v) for k, v in rec["params"].items()]
         _log_batch(client, run, metrics=metrics, params=params)
         client.set_terminated(run, "FINISHED", end_time=rec["end"])
+        logged.add((tags["config_hash"], tags["kind"]))
         created += 1
     client.set_terminated(
         parent,
@@ -262,11 +264,12 @@ def _flush_one(records: list[dict]) -> int:
 
 
 def _log_batch(client, run_id: str, *, metrics=(), params=()) -> None:
+    """As few requests as MLflow's limits allow (100 params, 1000 entities per request):
+    one for a typical cell. Each request is a database transaction."""
     metrics, params = list(metrics), list(params)
-    for i in range(0, max(len(metrics), 1), 1000):  # MLflow's per-request limits
-        client.log_batch(run_id, metrics=metrics[i : i + 1000])
-    for i in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[i : i + 100])
+    while metrics or params:
+        client.log_batch(run_id, metrics=metrics[:900], params=params[:100])
+        metrics, params = metrics[900:], params[100:]
 
 
 def _experiment(client, suite: str) -> str:
@@ -275,14 +278,25 @@ def _experiment(client, suite: str) -> str:
     return exp.experiment_id if exp else client.create_experiment(name)
 
 
-def _cell_logged(client, exp: str, config_hash: str, kind: str) -> bool:
-    runs = client.search_runs(
-        [exp],
-        f"tags.config_hash = '{config_hash}' and tags.kind = '{kind}' "
-        "and attributes.status = 'FINISHED'",
-        max_results=1,
-    )
-    return bool(runs)
+def _logged(client, exp: str, stage: str) -> set[tuple[str, str]]:
+    """(config_hash, kind) of every finished cell/trial run a stage has logged: one search
+    per journal instead of one per cell."""
+    found: set[tuple[str, str]] = set()
+    token = None
+    while True:
+        page = client.search_runs(
+            [exp],
+            f"tags.dvc_stage = '{stage}' and attributes.status = 'FINISHED'",
+            max_results=1000,
+            page_token=token,
+        )
+        for run in page:
+            tags = run.data.tags
+            if "config_hash" in tags:
+                found.add((tags["config_hash"], tags.get("kind", "")))
+        token = page.token
+        if not token:
+            return found
 
 
 def log_report_artifacts(suite: str, paths: list[Path]) -> None:

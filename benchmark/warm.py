@@ -84,8 +84,12 @@ def server_key() -> str:
 
 
 def runtime_dir() -> Path:
+    """A directory only this user can enter (refused if someone else owns it)."""
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"benchmark-warm-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
+    st = base.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{base}: not private to this user")
     return base
 
 
@@ -108,7 +112,10 @@ def run_warm(argv: list[str]) -> int | None:
     code; None when it should run in-process instead (disabled, not a stage, no server)."""
     if not argv or argv[0] not in STAGE_COMMANDS or not _enabled():
         return None
-    p = paths()
+    try:
+        p = paths()
+    except OSError:
+        return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(p["socket"]))
@@ -221,7 +228,7 @@ def serve(key: str) -> int:
                 continue
             last_busy = time.monotonic()
             try:
-                pid = _fork_child(conn, listener)
+                pid = _fork_child(conn, close_in_child=(listener.fileno(), lock))
             except OSError as err:
                 print(f"warm: request failed: {err}", flush=True)
                 conn.close()
@@ -263,7 +270,7 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), fds
 
 
-def _fork_child(conn: socket.socket, listener: socket.socket) -> int:
+def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> int:
     request, fds = _recv_request(conn)
     pid = os.fork()
     if pid:
@@ -273,7 +280,8 @@ def _fork_child(conn: socket.socket, listener: socket.socket) -> int:
     # --- in the child: become the caller's process, run, report, exit -------------------
     code = 1
     try:
-        listener.close()
+        for fd in close_in_child:  # the listening socket and the server's lock
+            os.close(fd)
         os.setpgid(0, 0)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -309,6 +317,12 @@ def _become(request: dict) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # a fresh process seeds these from the OS; forked ones would share the server's state
+    import random
+
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
 
 
 def _die_with_caller(conn: socket.socket) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from benchmark.compat import COMPATIBLE, NO_OBJECTIVE, TUNABLE
-from benchmark.config import load_params, load_suite, suite_cells, suite_pairs
+from benchmark.config import ConfigError, load_params, load_suite, suite_cells, suite_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,20 @@ def test_params_pairs_are_exactly_the_suites_pairs():
     for key, item in params.pairs.items():
         assert key == f"{item['method']}-{item['objective']}"
         assert (ROOT / item["objective_src"]).is_file()
+    # tune@ stages: exactly the pairs whose objective has a temperature or margin
+    assert set(params.tuned_pairs) == {
+        k for k, v in params.pairs.items() if TUNABLE.get(v["objective"])
+    }
+    for key, item in params.tuned_pairs.items():
+        assert item == {k: v for k, v in params.pairs[key].items() if k != "tuned"}
+
+
+def test_params_pairs_must_agree_with_tuned_pairs(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    bad = tmp_path / "params.yaml"
+    bad.write_text(text.replace("tuned_pairs:\n  clip-infonce:", "tuned_pairs:\n  clip-x:", 1))
+    with pytest.raises(ConfigError, match="clip-infonce' missing from tuned_pairs"):
+        load_params(bad)
 
 
 def test_compat_table_matches_the_method_registry():
