@@ -127,7 +127,9 @@ class Params(Strict):
                 raise ValueError(f"pair {key!r} {where} tuned_pairs (compat.TUNABLE)")
         for key in self.tuned_pairs:
             if key not in self.pairs:
-                raise ValueError(f"tuned_pairs.{key}: not in pairs; allowed: {', '.join(self.pairs)}")
+                raise ValueError(
+                    f"tuned_pairs.{key}: not in pairs; allowed: {', '.join(self.pairs)}"
+                )
         return self
 
 

@@ -192,16 +192,31 @@ def flush(directory: Path = JOURNAL_DIR) -> int:
     Idempotent: a stage run is found again by its journal id, a cell by its config hash,
     so a flush interrupted half-way and repeated creates no duplicates.
     """
-    files = pending(directory)
-    if not files:
+    if not pending(directory):
         return 0
     created = 0
-    for path in files:
-        records = _read(path)
-        if records and records[0].get("type") == "stage":
-            created += _flush_one(records)
-        path.unlink()
+    with _flush_lock(directory):  # the warm server may be flushing in the background
+        for path in pending(directory):
+            records = _read(path)
+            if records and records[0].get("type") == "stage":
+                created += _flush_one(records)
+            path.unlink()
     return created
+
+
+@contextlib.contextmanager
+def _flush_lock(directory: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no background flusher to take turns with
+        yield
+        return
+    with (directory / ".flush.lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _flush_one(records: list[dict]) -> int:

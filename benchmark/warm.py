@@ -11,6 +11,11 @@ caller's. Ctrl-C and SIGTERM sent to the caller are forwarded to the child's pro
 group; if the caller dies (even by kill -9), the child and its workers are killed too, so
 an interrupted stage never keeps running behind DVC's back.
 
+After a tune or train stage's child exits, the server flushes the MLflow journals that
+stages leave behind (``tracking.flush``) in a background child at the lowest CPU priority,
+using the core that DVC's own per-stage bookkeeping leaves idle; the ``results`` stage
+then has little left to write (the two take turns through a lock file).
+
 When no server is running the caller starts one in the background and runs its own
 command in-process (it does not wait). The server is keyed on the Python interpreter, its
 installed packages and this file, and exits after ``BENCHMARK_WARM_IDLE`` seconds (default
@@ -23,7 +28,6 @@ plain script, so it imports only the standard library at top level.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -64,6 +68,8 @@ _HEADER = struct.Struct("!I")
 
 
 def _enabled() -> bool:
+    if not hasattr(socket, "send_fds") or not hasattr(os, "fork"):
+        return False  # Windows: no fork, no descriptor passing
     return os.environ.get("BENCHMARK_WARM", "1").lower() not in {"0", "false", "no", "off"}
 
 
@@ -165,6 +171,8 @@ def _forward_signals(child: int) -> dict:
 def _start_server(p: dict[str, Path]) -> None:
     """Start a server in the background unless one is running or starting (it holds the
     lock file for its whole life)."""
+    import fcntl
+
     try:
         fd = os.open(p["lock"], os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
@@ -192,6 +200,8 @@ def _start_server(p: dict[str, Path]) -> None:
 
 
 def serve(key: str) -> int:
+    import fcntl
+
     p = paths(key)
     lock = os.open(p["lock"], os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -213,11 +223,22 @@ def serve(key: str) -> int:
     listener.listen(16)
     listener.settimeout(1.0)
     p["pid"].write_text(str(os.getpid()))
-    children: set[int] = set()
+    children: dict[int, dict] = {}  # pid -> the request it serves ({} for a flusher)
+    flushers: dict[str, int] = {}  # working directory -> its background flusher
+    close_in_child = (listener.fileno(), lock)
     last_busy = time.monotonic()
     try:
         while True:
-            _reap(children)
+            for request in _reap(children):
+                if not request:
+                    continue
+                cwd = request["cwd"]
+                if (
+                    request["argv"][1:2] in (["tune"], ["train"])
+                    and flushers.get(cwd) not in children
+                ):
+                    flushers[cwd] = _fork_flusher(request, close_in_child)
+                    children[flushers[cwd]] = {}
             if children:
                 last_busy = time.monotonic()
             elif time.monotonic() - last_busy > _idle_seconds():
@@ -228,12 +249,12 @@ def serve(key: str) -> int:
                 continue
             last_busy = time.monotonic()
             try:
-                pid = _fork_child(conn, close_in_child=(listener.fileno(), lock))
+                pid, request = _fork_child(conn, close_in_child)
             except OSError as err:
                 print(f"warm: request failed: {err}", flush=True)
                 conn.close()
                 continue
-            children.add(pid)
+            children[pid] = request
             conn.close()
     finally:
         listener.close()
@@ -243,13 +264,16 @@ def serve(key: str) -> int:
             p["pid"].unlink()
 
 
-def _reap(children: set[int]) -> None:
+def _reap(children: dict[int, dict]) -> list[dict]:
+    """Forget the children that have exited; returns their requests."""
+    finished = []
     for pid in list(children):
         with contextlib.suppress(ChildProcessError):
             done, _ = os.waitpid(pid, os.WNOHANG)
             if not done:
                 continue
-        children.discard(pid)
+        finished.append(children.pop(pid))
+    return finished
 
 
 def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -270,13 +294,13 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(data), fds
 
 
-def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> int:
+def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> tuple[int, dict]:
     request, fds = _recv_request(conn)
     pid = os.fork()
     if pid:
         for fd in fds:
             os.close(fd)
-        return pid
+        return pid, request
     # --- in the child: become the caller's process, run, report, exit -------------------
     code = 1
     try:
@@ -303,6 +327,35 @@ def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> int:
         os._exit(code)
 
 
+def _fork_flusher(request: dict, close_in_child: tuple[int, ...]) -> int:
+    """Write the finished stages' MLflow journals in ``request``'s directory, in a child at
+    the lowest priority; its output goes to the server's log."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        for fd in close_in_child:
+            os.close(fd)
+        os.setpgid(0, 0)
+        os.nice(19)
+        _become(request)
+        from benchmark import tracking
+
+        n = tracking.flush()
+        print(f"warm: {request['cwd']}: {n} MLflow runs written in the background")
+    except BaseException:  # noqa: BLE001 - the results stage flushes whatever is left
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def _become(request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
@@ -313,7 +366,9 @@ def _become(request: dict) -> None:
         del sys.modules[name]
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
     sys.stdout = open(1, "w", encoding="utf-8", closefd=False, buffering=1 if os.isatty(1) else -1)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
+    sys.stderr = open(
+        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
+    )  # noqa: SIM115
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)

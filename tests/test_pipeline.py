@@ -82,6 +82,23 @@ def _cells(repo: Path) -> list[dict]:
     return json.loads(out.stdout)
 
 
+def test_committed_results_are_current_in_a_fresh_clone(tmp_path):
+    """HEAD's dvc.lock matches HEAD's sources: a fresh clone's `dvc repro` re-creates only
+    the git-ignored prepared data (identical, so nothing downstream re-runs). Hashes of
+    __pycache__ would break this; .dvcignore leaves them out."""
+    clone = tmp_path / "fresh"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import benchmark.encoders, benchmark.datasets"],
+        cwd=clone,
+        env=_env(),
+        check=True,
+    )  # writes __pycache__ in dep directories
+    proc = _dvc(clone, "status", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(json.loads(proc.stdout)) <= {"prepare"}, proc.stdout[:2000]
+
+
 def test_smoke_produces_a_row_per_cell_and_seed(repo, smoke):
     print(f"smoke dvc exp run: {smoke:.0f}s")
     results = pd.read_csv(repo / "reports" / "results.csv")

@@ -45,7 +45,7 @@ def test_cell_runs_are_nested_in_the_suite_experiment_and_not_duplicated(tmp_pat
     assert len(stages) == 2
     assert run.data.tags["mlflow.parentRunId"] in {s.info.run_id for s in stages}
     assert {s.info.status for s in stages} == {"FINISHED"}
-    assert not list(journal.glob("*"))  # flushed journals are deleted
+    assert not list(journal.glob("*.jsonl"))  # flushed journals are deleted
 
 
 def test_a_killed_stage_keeps_its_finished_cells_and_flush_is_idempotent(tmp_path, monkeypatch):
