@@ -181,3 +181,13 @@ def test_run_command_bad_input(tmp_path):
     proc = _benchmark(tmp_path, "run", "--method", "byol", "--objective", "ntxent", "--epochs", "0")
     assert proc.returncode == 2
     assert "method 'byol' cannot use objective 'ntxent'; compatible: none" in proc.stderr
+
+
+def test_lock_has_no_entries_of_stages_that_no_longer_exist():
+    """DVC keeps a removed stage's dvc.lock entry; every entry costs time on every stage
+    (DVC rewrites the whole lock after each one)."""
+    from dvc.repo import Repo
+
+    live = {s.addressing for s in Repo(str(ROOT)).index.stages}
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert locked <= live, sorted(locked - live)
