@@ -96,7 +96,15 @@ def test_committed_results_are_current_in_a_fresh_clone(tmp_path):
     )  # writes __pycache__ in dep directories
     proc = _dvc(clone, "status", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(json.loads(proc.stdout)) <= {"prepare"}, proc.stdout[:2000]
+    for stage, changes in json.loads(proc.stdout).items():  # only the missing prepared data
+        for change in changes:
+            assert isinstance(change, dict), (stage, change)
+            paths = {**change.get("changed deps", {}), **change.get("changed outs", {})}
+            assert set(paths) == {"data/prepared"}, (stage, change)
+    proc = _dvc(clone, "repro", "prepare")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _dvc(clone, "status")
+    assert "up to date" in proc.stdout, proc.stdout[:2000]
 
 
 def test_smoke_produces_a_row_per_cell_and_seed(repo, smoke):
