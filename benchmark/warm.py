@@ -295,25 +295,56 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
 
 
 def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> tuple[int, dict]:
+    """Fork the caller's stage: the child becomes the caller's process (descriptors,
+    directory, environment), runs the command and reports its exit code on ``conn``."""
     request, fds = _recv_request(conn)
-    pid = os.fork()
-    if pid:
-        for fd in fds:
-            os.close(fd)
-        return pid, request
-    # --- in the child: become the caller's process, run, report, exit -------------------
-    code = 1
-    try:
-        for fd in close_in_child:  # the listening socket and the server's lock
-            os.close(fd)
-        os.setpgid(0, 0)
+
+    def stage() -> int:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
         _become(request)
         conn.sendall(f"pid {os.getpid()}\n".encode())
         threading.Thread(target=_die_with_caller, args=(conn,), daemon=True).start()
-        code = _run(request["argv"][1:])
+        return _run(request["argv"][1:])
+
+    pid = _fork(close_in_child, stage, report=lambda code: conn.sendall(f"exit {code}\n".encode()))
+    for fd in fds:
+        os.close(fd)
+    return pid, request
+
+
+def _fork_flusher(request: dict, close_in_child: tuple[int, ...]) -> int:
+    """Write the finished stages' MLflow journals in ``request``'s directory, in a child at
+    the lowest priority; its output goes to the server's log. Failing is harmless: the
+    results stage flushes whatever is left."""
+
+    def flush() -> int:
+        os.nice(19)
+        _become(request)
+        from benchmark import tracking
+
+        n = tracking.flush()
+        print(f"warm: {request['cwd']}: {n} MLflow runs written in the background")
+        return 0
+
+    return _fork(close_in_child, flush)
+
+
+def _fork(close_in_child: tuple[int, ...], body, report=None) -> int:
+    """Fork; returns the child's pid. The child closes the server's descriptors (the
+    listening socket and its lock), takes a process group of its own, runs ``body`` and
+    exits with its code (1 and a traceback on an exception), calling ``report(code)`` first.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        for fd in close_in_child:
+            os.close(fd)
+        os.setpgid(0, 0)
+        code = body()
     except BaseException:  # noqa: BLE001 - the child must always report and exit
         import traceback
 
@@ -322,37 +353,9 @@ def _fork_child(conn: socket.socket, close_in_child: tuple[int, ...]) -> tuple[i
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            conn.sendall(f"exit {code}\n".encode())
-        os._exit(code)
-
-
-def _fork_flusher(request: dict, close_in_child: tuple[int, ...]) -> int:
-    """Write the finished stages' MLflow journals in ``request``'s directory, in a child at
-    the lowest priority; its output goes to the server's log."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:
-        for fd in close_in_child:
-            os.close(fd)
-        os.setpgid(0, 0)
-        os.nice(19)
-        _become(request)
-        from benchmark import tracking
-
-        n = tracking.flush()
-        print(f"warm: {request['cwd']}: {n} MLflow runs written in the background")
-    except BaseException:  # noqa: BLE001 - the results stage flushes whatever is left
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
+        if report is not None:
+            with contextlib.suppress(OSError):
+                report(code)
         os._exit(code)
 
 
