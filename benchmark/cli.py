@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("benchmark.check", "stage: regression check against reports/baseline.json"),
     "mi": ("benchmark.mi_check", "stage: MI bounds with the optimal critic on gaussian_mi"),
     "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
+    "pipeline": ("benchmark.pipeline", "write dvc.yaml from the suites and the registries"),
 }
 
 

@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 SUITES_DIR = Path("suites")
@@ -109,28 +108,6 @@ class Params(Strict):
     progress: bool = True
     tune: TuneParams = TuneParams()
     mlflow_uri: str = "sqlite:///mlflow.db"
-    # dvc.yaml's stage lists: every pair (train@) and the pairs with something to tune (tune@)
-    pairs: dict[str, dict[str, str]] = {}
-    tuned_pairs: dict[str, dict[str, str]] = {}
-
-    @model_validator(mode="after")
-    def _tuned_pairs_match(self) -> Params:
-        from benchmark.compat import TUNABLE
-
-        for key, item in self.pairs.items():
-            tunable = bool(TUNABLE.get(item.get("objective", ""), ()))
-            want = f"reports/tuned/{key}.json" if tunable else "benchmark/compat.py"
-            if item.get("tuned") != want:
-                raise ValueError(f"pairs.{key}.tuned must be {want!r} (got {item.get('tuned')!r})")
-            if tunable != (key in self.tuned_pairs):
-                where = "missing from" if tunable else "must not be in"
-                raise ValueError(f"pair {key!r} {where} tuned_pairs (compat.TUNABLE)")
-        for key in self.tuned_pairs:
-            if key not in self.pairs:
-                raise ValueError(
-                    f"tuned_pairs.{key}: not in pairs; allowed: {', '.join(self.pairs)}"
-                )
-        return self
 
 
 def _one_line(err: ValidationError, source: str) -> ConfigError:
@@ -326,3 +303,15 @@ def suite_pairs(suite: Suite) -> list[str]:
         for objective in block_objectives(block):
             seen[pair_name(block.method, objective)] = None
     return list(seen)
+
+
+def all_pairs(suites_dir: Path = SUITES_DIR) -> dict[str, tuple[str, str]]:
+    """pair name -> (method, objective) of every pair any suite in ``suites_dir`` uses, in
+    suite-file then block order: the train@/tune@ stages of dvc.yaml (benchmark.pipeline)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path in sorted(suites_dir.glob("*.yaml")):
+        suite = load_suite(path, check_names=False)
+        for block in suite.blocks:
+            for objective in block_objectives(block):
+                seen.setdefault(pair_name(block.method, objective), (block.method, objective))
+    return seen

@@ -2,8 +2,9 @@
 
 Default tracking URI ``sqlite:///mlflow.db`` (no server); ``MLFLOW_TRACKING_URI`` switches
 to a server. One experiment per suite; a parent run per stage invocation; a nested run
-per grid cell and per Optuna trial. A finished cell (same ``config_hash``) is never
-logged twice.
+per grid cell and per Optuna trial. A finished cell (same ``config_hash`` and
+``code_digest``) is never logged twice; a cell retrained because its code changed gets a
+new run, and its earlier run is kept and tagged ``superseded`` (with ``superseded_by``).
 
 Stages do not talk to MLflow while they train. ``stage_run`` and ``log_cell`` append
 records (params, per-epoch history, final metrics, start and end times) to a journal file
@@ -133,6 +134,7 @@ def log_cell(
             "tags": {
                 "kind": kind,
                 "config_hash": row["config_hash"],
+                "code_digest": str(row.get("code_digest") or ""),
                 "dvc_stage": stage,
                 "git_commit": git_commit(),
                 "suite": suite,
@@ -250,7 +252,15 @@ def _flush_one(records: list[dict]) -> int:
     logged = _logged(client, exp, head["stage"])
     for rec in cells:
         tags = rec["tags"]
-        if (tags["config_hash"], tags["kind"]) in logged:
+        key = (tags["config_hash"], tags.get("code_digest", ""), tags["kind"])
+        if key in logged:
+            # trained before with this very code (an edit was reverted): the earlier run
+            # is current again instead of a duplicate of it
+            run_id, superseded = logged[key]
+            if superseded:
+                _supersede(client, logged, key, run_id)
+                client.set_tag(run_id, "superseded", "false")
+                logged[key] = (run_id, False)
             continue
         run = client.create_run(
             exp,
@@ -268,7 +278,8 @@ def _flush_one(records: list[dict]) -> int:
         params = [Param(k, v) for k, v in rec["params"].items()]
         _log_batch(client, run, metrics=metrics, params=params)
         client.set_terminated(run, "FINISHED", end_time=rec["end"])
-        logged.add((tags["config_hash"], tags["kind"]))
+        _supersede(client, logged, key, run)
+        logged[key] = (run, False)
         created += 1
     client.set_terminated(
         parent,
@@ -293,10 +304,10 @@ def _experiment(client, suite: str) -> str:
     return exp.experiment_id if exp else client.create_experiment(name)
 
 
-def _logged(client, exp: str, stage: str) -> set[tuple[str, str]]:
-    """(config_hash, kind) of every finished cell/trial run a stage has logged: one search
-    per journal instead of one per cell."""
-    found: set[tuple[str, str]] = set()
+def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[str, bool]]:
+    """(config_hash, code_digest, kind) -> (run id, superseded) of every finished cell or
+    trial run a stage has logged: one search per journal instead of one per cell."""
+    found: dict[tuple[str, str, str], tuple[str, bool]] = {}
     token = None
     while True:
         page = client.search_runs(
@@ -308,10 +319,21 @@ def _logged(client, exp: str, stage: str) -> set[tuple[str, str]]:
         for run in page:
             tags = run.data.tags
             if "config_hash" in tags:
-                found.add((tags["config_hash"], tags.get("kind", "")))
+                key = (tags["config_hash"], tags.get("code_digest", ""), tags.get("kind", ""))
+                found[key] = (run.info.run_id, tags.get("superseded") == "true")
         token = page.token
         if not token:
             return found
+
+
+def _supersede(client, logged: dict, key: tuple[str, str, str], by: str) -> None:
+    """Tag the runs of the same cell (config hash and kind) made by other code
+    ``superseded``: they are kept, never deleted, and point to the run that replaced them."""
+    for other, (run_id, superseded) in list(logged.items()):
+        if other[0] == key[0] and other[2] == key[2] and other != key and not superseded:
+            client.set_tag(run_id, "superseded", "true")
+            client.set_tag(run_id, "superseded_by", by)
+            logged[other] = (run_id, True)
 
 
 def log_report_artifacts(suite: str, paths: list[Path]) -> None:

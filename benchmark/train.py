@@ -25,6 +25,7 @@ from benchmark.encoders import build_encoder
 from benchmark.methods import METHODS, NO_OBJECTIVE, Batch, Context, Method, check_compatible
 from benchmark.objectives import OBJECTIVES
 from benchmark.probe import knn_accuracy, linear_probe
+from benchmark.sources import code_digest
 
 # the default second-tower encoder for each kind of paired modality (CLIP)
 TOWER_FOR_SHAPE = {3: "cnn2d", 2: "cnn1d", 1: "mlp"}
@@ -291,7 +292,8 @@ def run_cell(
     on_epoch: EpochHook | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train one cell and evaluate it. Returns the DESIGN.md results row (minus ``suite``)."""
+    """Train one cell and evaluate it. Returns the DESIGN.md results row (minus ``suite``,
+    ``tuned`` and ``sweep``, which the stage adds)."""
     device = default_device()
     if data is None:
         data = prepare_dataset(
@@ -300,10 +302,14 @@ def run_cell(
     seed_everything(cfg.seed)
     method = build_method(cfg, data, device)
     seconds, seen, diverged = fit(method, data, cfg, device, on_epoch=on_epoch, progress=progress)
+    feats = None if diverged else embed(method, data, device)
+    # non-finite features (a loss that stayed finite while the encoder blew up) are a
+    # divergence too: the row says so instead of carrying NaN accuracies
+    diverged = diverged or not bool(torch.isfinite(feats).all())
     metrics = (
         {"val_acc": math.nan, "linear_acc": math.nan, "knn_acc": math.nan}
         if diverged
-        else evaluate(embed(method, data, device), data, test=test)
+        else evaluate(feats, data, test=test)
     )
     batch_size = len(data.x) if getattr(method, "full_graph", False) else cfg.batch_size
     temperature, margin = cfg.resolved_hparams()
@@ -325,4 +331,5 @@ def run_cell(
         "views_per_second": round(seen * method.views / seconds, 1) if seconds else 0.0,
         "diverged": diverged,
         "config_hash": cfg.config_hash(),
+        "code_digest": code_digest(cfg.method, cfg.objective),
     }

@@ -21,6 +21,7 @@ import math
 import sys
 from pathlib import Path
 
+from benchmark import atomic
 from benchmark.cli import UserError
 from benchmark.config import ConfigError
 from benchmark.stages.common import (
@@ -89,11 +90,11 @@ def run(args: argparse.Namespace) -> int:
 def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
     """(suite, reason) when the pair's objective has nothing to tune, else None."""
     from benchmark.compat import TUNABLE
-    from benchmark.config import load_params, load_suite, suite_pairs
+    from benchmark.config import all_pairs, load_params, load_suite, suite_pairs
 
     params = load_params(params_path)
-    item = params.pairs.get(pair)
-    if item is None or TUNABLE.get(item.get("objective", ""), ()):
+    item = all_pairs().get(pair)
+    if item is None or TUNABLE.get(item[1], ()):
         return None  # unknown pairs get load_for_pair's error
     suite = load_suite(params.suite, check_names=False)
     in_suite = pair in suite_pairs(suite)
@@ -114,7 +115,7 @@ def _tunable(cells: list[dict]) -> tuple[str, ...]:
 
 def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params) -> str:
     """What determines a study: search space, tuning budget and setting, and the code."""
-    from benchmark.stages.common import source_digest
+    from benchmark.sources import code_digest
 
     blob = json.dumps(
         {
@@ -124,7 +125,7 @@ def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params
             "template": template,
             "sampler_seed": params.tune.sampler_seed,
             "threads": params.threads,
-            "code": source_digest(template["method"], template["objective"]),
+            "code": code_digest(template["method"], template["objective"]),
         },
         sort_keys=True,
         default=str,
@@ -359,10 +360,7 @@ def _trial_worker(conn, cfg, threads: int) -> None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _write_trials(rows: list[dict], path: Path) -> None:

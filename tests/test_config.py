@@ -11,34 +11,39 @@ import pytest
 import yaml
 
 from benchmark.compat import COMPATIBLE, NO_OBJECTIVE, TUNABLE
-from benchmark.config import ConfigError, load_params, load_suite, suite_cells, suite_pairs
+from benchmark.config import (
+    ConfigError,
+    all_pairs,
+    load_params,
+    load_suite,
+    suite_cells,
+    suite_pairs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_params_pairs_are_exactly_the_suites_pairs():
-    params = load_params(ROOT / "params.yaml")
+def test_every_suite_pair_has_a_train_stage_and_tunable_ones_a_tune_stage():
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     pairs: set[str] = set()
     for name in ("core", "smoke", "gpu"):
         pairs |= set(suite_pairs(load_suite(ROOT / "suites" / f"{name}.yaml", check_data=False)))
-    assert set(params.pairs) == pairs
-    for key, item in params.pairs.items():
-        assert key == f"{item['method']}-{item['objective']}"
-        assert (ROOT / item["objective_src"]).is_file()
+    assert set(all_pairs(ROOT / "suites")) == pairs
+    assert set(doc["stages"]["train"]["foreach"]) == pairs
     # tune@ stages: exactly the pairs whose objective has a temperature or margin
-    assert set(params.tuned_pairs) == {
-        k for k, v in params.pairs.items() if TUNABLE.get(v["objective"])
+    assert set(doc["stages"]["tune"]["foreach"]) == {
+        k for k, (_, objective) in all_pairs(ROOT / "suites").items() if TUNABLE.get(objective)
     }
-    for key, item in params.tuned_pairs.items():
-        assert item == {k: v for k, v in params.pairs[key].items() if k != "tuned"}
+    for item in doc["stages"]["train"]["foreach"].values():
+        assert (ROOT / item["objective_src"]).is_file() and (ROOT / item["method_src"]).is_file()
 
 
-def test_params_pairs_must_agree_with_tuned_pairs(tmp_path):
-    text = (ROOT / "params.yaml").read_text()
-    bad = tmp_path / "params.yaml"
-    bad.write_text(text.replace("tuned_pairs:\n  clip-infonce:", "tuned_pairs:\n  clip-x:", 1))
-    with pytest.raises(ConfigError, match="clip-infonce' missing from tuned_pairs"):
-        load_params(bad)
+def test_params_yaml_holds_no_pair_lists(tmp_path):
+    """The stage lists live in the generated dvc.yaml, not in params.yaml."""
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text() + "pairs: {}\n")
+    with pytest.raises(ConfigError, match="pairs"):
+        load_params(path)
 
 
 def test_compat_table_matches_the_method_registry():

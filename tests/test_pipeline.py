@@ -154,8 +154,9 @@ def test_editing_one_objective_touches_only_its_stages(repo, smoke):
         changed = set(json.loads(proc.stdout))
     finally:
         path.write_text(original)
-    params = __import__("yaml").safe_load((repo / "params.yaml").read_text())
-    triplet_pairs = [k for k, v in params["pairs"].items() if v["objective"] == "triplet"]
+    from benchmark.config import all_pairs
+
+    triplet_pairs = [k for k, (_, o) in all_pairs(repo / "suites").items() if o == "triplet"]
     assert triplet_pairs
     assert changed == {f"{stage}@{p}" for p in triplet_pairs for stage in ("tune", "train")}
 

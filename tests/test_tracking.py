@@ -76,3 +76,40 @@ def test_a_killed_stage_keeps_its_finished_cells_and_flush_is_idempotent(tmp_pat
     assert stage.info.status == "KILLED"
     assert trial.data.tags["mlflow.parentRunId"] == stage.info.run_id
     assert trial.data.metrics["linear_acc"] == 0.5
+
+
+def test_a_cell_retrained_for_changed_code_supersedes_its_old_run(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    stage = "train@simclr-ntxent"
+
+    def train(digest: str, acc: float) -> None:
+        row = {"config_hash": "c1", "code_digest": digest, "linear_acc": acc}
+        with tracking.stage_run("unit", stage):
+            tracking.log_cell("unit", stage, params={}, row=row, history=[])
+        tracking.flush()
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+
+    def cells() -> dict[str, tuple[str, str]]:
+        exp = client.get_experiment_by_name("suite-unit").experiment_id
+        runs = client.search_runs([exp], "tags.kind = 'cell'")
+        return {
+            r.data.tags["code_digest"]: (r.data.tags.get("superseded", ""), r.info.run_id)
+            for r in runs
+        }
+
+    train("old", 0.9)
+    train("bug", 0.5)  # the objective was edited: a new run, the old one kept and tagged
+    runs = cells()
+    assert set(runs) == {"old", "bug"}
+    assert runs["old"][0] == "true" and runs["bug"][0] == ""
+    old_run = client.get_run(runs["old"][1])
+    assert old_run.data.tags["superseded_by"] == runs["bug"][1]
+    train("bug", 0.5)  # the same code again: nothing new
+    assert len(cells()) == 2
+    train("old", 0.9)  # the edit reverted: the first run is current again, not duplicated
+    runs = cells()
+    assert len(runs) == 2
+    assert runs["old"][0] == "false" and runs["bug"][0] == "true"

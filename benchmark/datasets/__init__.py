@@ -35,9 +35,10 @@ from benchmark.datasets.augment import (
 )
 from benchmark.datasets.base import PreparedData
 from benchmark.datasets.mnist1d import render_signals
+from benchmark.sources import dataset_digest
 
-# bump when a builder's output changes, so old cache files are not reused
-CACHE_VERSION = 1
+# bump when the cache file format changes; a builder's source is in the key already
+CACHE_VERSION = 2
 
 
 def dataset_options(name: str, **options) -> dict:
@@ -58,10 +59,17 @@ def cache_path(
     name: str, *, seed: int = 0, cache_dir: str | Path = "data/prepared", **options
 ) -> Path:
     """``<cache_dir>/<name>-seed<seed>[-<non-default options>]-<hash>.pt``; the hash covers
-    the name, seed, every option (defaults filled in) and CACHE_VERSION."""
+    the name, seed, every option (defaults filled in), CACHE_VERSION and the source of the
+    dataset's builder (``sources.dataset_digest``): an edited generator rebuilds."""
     full = dataset_options(name, **options)
     key = json.dumps(
-        {"name": name, "seed": int(seed), "options": full, "version": CACHE_VERSION},
+        {
+            "name": name,
+            "seed": int(seed),
+            "options": full,
+            "version": CACHE_VERSION,
+            "source": dataset_digest(name),
+        },
         sort_keys=True,
         default=str,
     )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor
+
+from benchmark import atomic
 
 Kind = Literal["image", "sequence", "graph", "vectors"]
 
@@ -51,22 +51,15 @@ class PreparedData:
         Serialized in memory first: torch.save names the archive after the file it writes,
         so saving to a temporary name would make the bytes (and DVC's hash) differ per run.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save(self.__dict__, buffer)
-        # a unique temporary name in the same directory: concurrent writers never share it
-        fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            tmp.write_bytes(buffer.getvalue())
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic.write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> PreparedData:
-        return cls(**torch.load(path, weights_only=False))
+        """``weights_only``: tensors and plain containers only, so a planted cache file
+        cannot run code when it is read."""
+        return cls(**torch.load(path, weights_only=True))
 
     @property
     def num_samples(self) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from benchmark import atomic
 from benchmark.config import (
     ConfigError,
     Params,
     Suite,
+    all_pairs,
     load_params,
     load_suite,
     suite_cells,
@@ -41,6 +43,7 @@ RESULT_COLUMNS = [
     "diverged",
     "config_hash",
     "sweep",
+    "code_digest",
 ]
 
 
@@ -53,11 +56,14 @@ def load(
     return params, load_suite(params.suite, check_data=check_data)
 
 
+def _known_pair(pair: str) -> None:
+    pairs = all_pairs()
+    if pair not in pairs:
+        raise ConfigError(f"--pair: no pair {pair!r} in any suite; allowed: {', '.join(pairs)}")
+
+
 def pair_cells(params: Params, suite: Suite, pair: str) -> list[dict]:
-    if pair not in params.pairs:
-        raise ConfigError(
-            f"params.yaml: pairs: no pair {pair!r}; allowed: {', '.join(params.pairs)}"
-        )
+    _known_pair(pair)
     return [c for c in suite_cells(suite, params) if c["pair"] == pair]
 
 
@@ -68,7 +74,8 @@ def load_for_pair(
     the YAML alone (no torch import), so its stages cost a fraction of a second."""
     params = load_params(params_path)
     suite = load_suite(params.suite, check_names=False)
-    if pair in params.pairs and pair not in suite_pairs(suite):
+    _known_pair(pair)
+    if pair not in suite_pairs(suite):
         return params, suite, []
     suite = load_suite(params.suite, check_data=False)
     return params, suite, pair_cells(params, suite, pair)
@@ -76,41 +83,10 @@ def load_for_pair(
 
 def write_header_only(path: Path, columns: list[str]) -> None:
     """An empty CSV (header line only), atomically, without importing pandas."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(",".join(columns) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, ",".join(columns) + "\n")
 
 
-def source_digest(method: str, objective: str) -> str:
-    """Hash of the source files a (method, objective) pair runs: dvc.yaml's deps of its
-    tune@/train@ stages. A changed file means new tuning (a new Optuna study)."""
-    import hashlib
-
-    root = Path(__file__).resolve().parents[1]
-    files = [
-        root / "objectives" / "_core.py",
-        root / "methods" / "base.py",
-        root / "methods" / f"{method}.py",
-        root / "train.py",
-        root / "probe.py",
-        root / "datasets" / "augment.py",
-        *sorted((root / "encoders").glob("*.py")),
-    ]
-    if objective != "none":
-        files.append(root / "objectives" / f"{objective}.py")
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def write_csv_atomic(df, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+write_csv_atomic = atomic.write_csv
 
 
 def read_csv(path: Path, columns: list[str]):

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if any(len(r) for r in runs)
         else pd.DataFrame(columns=RESULT_COLUMNS)
     )
-    df = df[df["suite"] == suite.name][RESULT_COLUMNS]
+    df = df[df["suite"] == suite.name].reindex(columns=RESULT_COLUMNS)
     df = df.sort_values(
         ["method", "objective", "dataset", "sweep", "batch_size", "negatives", "tuned", "seed"],
         na_position="first",

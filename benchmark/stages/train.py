@@ -2,8 +2,9 @@
 
 A cell is the unit of work: when it finishes its row is added to
 ``reports/runs/<pair>.csv`` by an atomic rewrite, so an interruption at any moment
-loses at most the unfinished cell; the next run skips every cell whose ``config_hash`` is
-already there. Rows of cells no longer in the suite are dropped.
+loses at most the unfinished cell; the next run skips every cell whose ``config_hash`` and
+``code_digest`` (the source it ran, ``benchmark.sources``) are already there, and
+retrains a cell whose code changed. Rows of cells no longer in the suite are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 from benchmark.cli import UserError
 from benchmark.config import ConfigError
+from benchmark.sources import code_digest
 from benchmark.stages.common import (
     RESULT_COLUMNS,
     RUNS_DIR,
@@ -119,18 +121,26 @@ def run(args: argparse.Namespace) -> int:
     configs = [(cell, cell_config(cell, tuned)) for cell in cells]
     # a row is identified by (config_hash, sweep): one configuration can belong to several
     # sweeps (batch 256 is also the headline cell and the all-negatives point); it is
-    # trained once and its row copied under each sweep.
+    # trained once and its row copied under each sweep. A row is current only when its
+    # code_digest is the source this pair runs now: an edited objective, method or shared
+    # core retrains the cell, and the new row replaces the old one when it lands (until
+    # then the old row stays, so an interruption loses nothing).
+    digest = code_digest(cells[0]["method"], cells[0]["objective"])
     wanted = {(cfg.config_hash(), cell["sweep"]) for cell, cfg in configs}
     done = read_csv(out, RESULT_COLUMNS)
+    if "code_digest" not in done.columns:
+        done["code_digest"] = None
     if len(done):
         keys = list(zip(done["config_hash"], done["sweep"], strict=True))
         done = done[[k in wanted for k in keys]]
     write_csv_atomic(done, out)  # drop rows of cells that left the suite
-    have = set(zip(done["config_hash"], done["sweep"], strict=True))
+    current = done[done["code_digest"] == digest]
+    have = set(zip(current["config_hash"], current["sweep"], strict=True))
     todo = [(c, cfg) for c, cfg in configs if (cfg.config_hash(), c["sweep"]) not in have]
+    stale = len(done) - len(current)
     print(
         f"train@{args.pair}: {len(cells)} cells, {len(cells) - len(todo)} already done, "
-        f"{len(todo)} to run"
+        f"{len(todo)} to run" + (f" ({stale} of them for changed code)" if stale else "")
     )
     if not todo:
         return 0
@@ -140,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
     from benchmark import tracking
 
     stage = f"train@{args.pair}"
-    # rows already trained under another sweep are copied, not re-run
-    copies = [(c, cfg) for c, cfg in todo if cfg.config_hash() in set(done["config_hash"])]
+    # rows already trained (with this code) under another sweep are copied, not re-run
+    trained = set(current["config_hash"])
+    copies = [(c, cfg) for c, cfg in todo if cfg.config_hash() in trained]
     fresh = [(c, cfg) for c, cfg in todo if (c, cfg) not in copies]
     first_seen: dict[str, tuple[dict, object]] = {}
     for c, cfg in fresh:  # identical configs within this run: train once
@@ -152,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     def finish(cell: dict, row: dict, seconds: float) -> None:
         nonlocal done
         row = {**row, "suite": suite.name, "tuned": cell["tuned"], "sweep": cell["sweep"]}
-        done = pd.concat([done, pd.DataFrame([row])[RESULT_COLUMNS]], ignore_index=True)
+        replaced = (done["config_hash"] == row["config_hash"]) & (done["sweep"] == cell["sweep"])
+        done = pd.concat([done[~replaced], pd.DataFrame([row])[RESULT_COLUMNS]], ignore_index=True)
         write_csv_atomic(done, out)
         bar.write(
             f"  {cell['method']}/{cell['objective']} {cell['dataset']} B={row['batch_size']} "
@@ -179,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
             )
             finish(cell, row, seconds)
         for cell, cfg in copies + waiting:
-            row = done[done["config_hash"] == cfg.config_hash()].iloc[0].to_dict()
+            same = (done["config_hash"] == cfg.config_hash()) & (done["code_digest"] == digest)
+            row = done[same].iloc[0].to_dict()
             finish(cell, row, 0.0)
         bar.close()
     return 0
