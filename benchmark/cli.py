@@ -13,7 +13,7 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "list": ("benchmark.listing", "list the registered objectives, methods, encoders, datasets"),
-    "perf": ("benchmark.perf", "speed/memory benchmarks: `perf objectives`, `perf train`"),
+    "perf": ("benchmark.perf", "measurements: `perf objectives|train|pipeline|gate`"),
     "run": ("benchmark.run", "train and evaluate one grid cell, print its results row as JSON"),
     "prepare": ("benchmark.stages.prepare", "stage: prepare datasets and splits"),
     "tune": ("benchmark.tune", "stage: Optuna study for one (method, objective)"),

@@ -1,4 +1,4 @@
-"""`python -m benchmark perf {objectives,train,pipeline}`: speed and memory figures, printed.
+"""`python -m benchmark perf {objectives,train,pipeline,gate}`: speed, memory and gate figures.
 
 Timings are medians of repeated runs on this machine, with ratios to a reference
 measured in the same run, so that a noisy shared machine shifts both sides alike.
@@ -24,40 +24,50 @@ import torch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "what",
-        choices=["objectives", "train", "pipeline"],
-        help="objectives: time/memory of every loss vs ntxent; train: a SimCLR step's views/s "
-        "and model-FLOP utilisation; pipeline: wall time and peak memory of a command "
-        "(default `dvc repro`)",
+    sub = parser.add_subparsers(dest="what", metavar="<benchmark>", required=True)
+    threads = dict(
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's, one per core); 1 gives a figure that "
+        "another busy core does not disturb",
     )
-    parser.add_argument(
-        "--command",
-        dest="measured",
-        default="dvc repro",
-        help="pipeline: the command to run and measure (e.g. 'dvc exp run -S suite=smoke')",
-    )
-    parser.add_argument(
+    p = sub.add_parser("objectives", help="time and memory of every loss vs ntxent")
+    p.add_argument(
         "--batch-sizes",
         type=int,
         nargs="+",
         default=[256, 1024, 4096],
-        help="objectives: instances per batch (two views each)",
+        help="instances per batch (two views each)",
     )
-    parser.add_argument("--dim", type=int, default=128, help="objectives: embedding dimension")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
-    parser.add_argument("--steps", type=int, default=30, help="train: timed training steps")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads for both the step and the matmul peak (default: torch's, "
-        "one per core); 1 gives a figure that another busy core does not disturb",
+    p.add_argument("--dim", type=int, default=128, help="embedding dimension")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median)")
+    p.add_argument("--threads", **threads)
+    p = sub.add_parser("train", help="a SimCLR step's views/s and model-FLOP utilisation")
+    p.add_argument("--steps", type=int, default=30, help="timed training steps")
+    p.add_argument("--threads", **threads)
+    p = sub.add_parser("pipeline", help="wall time and peak memory of a command")
+    p.add_argument(
+        "--command",
+        dest="measured",
+        default="dvc repro",
+        help="the command to run and measure (default `dvc repro`; e.g. "
+        "'dvc exp run -S suite=smoke')",
     )
+    p = sub.add_parser(
+        "gate",
+        help="the regression gate's false-alarm rate and power, simulated from the committed "
+        "seed spreads (`perf gate --help` for its options)",
+        add_help=False,
+    )
+    p.add_argument("gate_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
+    if args.what == "gate":
+        from benchmark import gate_perf
+
+        return int(gate_perf.main(args.gate_args) or 0)
+    if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if args.what == "objectives":
         perf_objectives(args.batch_sizes, args.dim, args.repeats)
