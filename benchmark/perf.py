@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the regression gate's false-alarm rate and power, simulated from the committed "
         "seed spreads (`perf gate --help` for its options)",
         add_help=False,
+        prefix_chars="+",  # every argument, options included, goes to benchmark.gate_perf
     )
-    p.add_argument("gate_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("gate_args", nargs="*", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
