@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mi": ("benchmark.mi_check", "stage: MI bounds with the optimal critic on gaussian_mi"),
     "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
     "pipeline": ("benchmark.pipeline", "write dvc.yaml from the suites and the registries"),
+    "summary": ("benchmark.summary", "where the report is, the leaderboard's top, the check verdict"),
 }
 
 
