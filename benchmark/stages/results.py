@@ -58,7 +58,22 @@ def run(args: argparse.Namespace) -> int:
         f"results: {len(df)} rows from {len(pairs)} pairs -> {args.out}; "
         f"{len(tdf)} trials -> {args.trials_out}"
     )
+    stale = _stale(df)
+    if stale:
+        print(
+            f"results: warning: {stale} rows ran other code than the current sources "
+            "(an interrupted train stage?); `dvc repro` retrains them"
+        )
     from benchmark import tracking
 
     print(f"results: {tracking.flush()} MLflow runs written from the stages' journals")
     return 0
+
+
+def _stale(df: pd.DataFrame) -> int:
+    """Rows whose code_digest is not the digest of the sources their cell runs now."""
+    from benchmark.sources import code_digest
+
+    want = {key: code_digest(*key) for key in set(zip(df["method"], df["objective"], strict=True))}
+    have = zip(df["method"], df["objective"], df["code_digest"], strict=True)
+    return sum(want[(m, o)] != d for m, o, d in have)
