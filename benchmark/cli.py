@@ -7,6 +7,7 @@ Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -24,7 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mi": ("benchmark.mi_check", "stage: MI bounds with the optimal critic on gaussian_mi"),
     "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
     "pipeline": ("benchmark.pipeline", "write dvc.yaml from the suites and the registries"),
-    "summary": ("benchmark.summary", "where the report is, the leaderboard's top, the check verdict"),
+    "summary": (
+        "benchmark.summary",
+        "where the report is, the leaderboard's top, the check verdict",
+    ),
 }
 
 
@@ -60,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a read-only directory, a full disk: the file and the reason
+        if err.filename is None and err.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS):
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(
+            f"error: {where}{err.strerror or err}; nothing was half-written (every file is "
+            "replaced atomically), free the space or fix the permissions and run it again",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is kept", file=sys.stderr)
