@@ -1,11 +1,16 @@
 """Name -> object registries: a dict plus a decorator (the shape of timm's, without the warnings).
 
 Names in YAML reach code only through these; unknown or duplicate names raise with the valid list.
+A package of entries, one module each, registers them with :func:`import_submodules`: a new
+file registers itself, with no import list to edit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,7 +24,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
             if name in self._entries:
-                raise ValueError(f"duplicate {self.kind} name {name!r}")
+                raise ValueError(
+                    f"duplicate {self.kind} name {name!r}; registered: {', '.join(self.names())}"
+                )
             self._entries[name] = obj
             return obj
 
@@ -44,3 +51,22 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def values(self) -> list[T]:
+        """The entries, in the order of :meth:`names`."""
+        return [self._entries[n] for n in self.names()]
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self._entries[n]) for n in self.names()]
+
+
+def submodule_names(path: Iterable[str]) -> list[str]:
+    """The public (non-underscore) modules and packages found in a package's ``__path__``,
+    sorted."""
+    return sorted({m.name for m in pkgutil.iter_modules(list(path)) if not m.name.startswith("_")})
+
+
+def import_submodules(package: str, path: Iterable[str]) -> list[ModuleType]:
+    """Import every public submodule of ``package`` (``__name__``, ``__path__``) in sorted
+    order, so that the registrations they make happen in a deterministic order."""
+    return [importlib.import_module(f"{package}.{name}") for name in submodule_names(path)]

@@ -20,7 +20,9 @@ NO_OBJECTIVE = "none"
 # the shared core every cell runs, as paths relative to the repository root: files, or
 # directories meaning every *.py file in them
 SHARED_CORE = (
-    "benchmark/objectives/_core.py",
+    "benchmark/objectives/_core",
+    "benchmark/objectives/__init__.py",
+    "benchmark/registry.py",
     "benchmark/methods/base.py",
     "benchmark/encoders",
     "benchmark/datasets",

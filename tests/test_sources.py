@@ -38,7 +38,7 @@ def test_a_cell_depends_on_its_objective_its_method_and_the_shared_core():
     files = sources.expand(sources.cell_deps("simclr", "triplet"))
     assert "benchmark/objectives/triplet.py" in files
     assert "benchmark/methods/simclr.py" in files
-    for core in ("objectives/_core.py", "methods/base.py", "train.py", "probe.py"):
+    for core in ("objectives/_core/registry.py", "methods/base.py", "train.py", "probe.py"):
         assert f"benchmark/{core}" in files
     assert "benchmark/datasets/augment.py" in files and "benchmark/encoders/cnn.py" in files
     assert "benchmark/objectives/ntxent.py" not in files

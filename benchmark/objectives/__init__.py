@@ -1,17 +1,10 @@
-"""Objectives: one file each, registered by name (see ../shared/DESIGN.md)."""
+"""Objectives: one file each, registered by name (see ../shared/DESIGN.md).
 
-from benchmark.objectives import (  # noqa: F401  (registration side effects)
-    contrastive,
-    dv,
-    infonce,
-    jsd,
-    lifted,
-    nce,
-    npair,
-    ntxent,
-    nwj,
-    triplet,
-)
+Every public module of this package is imported here, in sorted order, and registers its
+objective with ``@register_objective``: adding an objective is adding its file. Modules
+whose name starts with ``_`` (the shared ``_core``) are not objectives.
+"""
+
 from benchmark.objectives._core import (
     OBJECTIVES,
     Objective,
@@ -21,6 +14,9 @@ from benchmark.objectives._core import (
     keep_k_negatives,
     pairwise_similarity,
 )
+from benchmark.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = [
     "OBJECTIVES",

@@ -13,7 +13,7 @@ from benchmark.objectives._core import (
 
 
 @register_objective(
-    "contrastive", metric="euclidean", normalize=True, tunable=("margin",), margin=1.0
+    "contrastive", metric="euclidean", normalize=True, order=10, tunable=("margin",), margin=1.0
 )
 def contrastive(pairs: Pairs, *, margin: float) -> Tensor:
     """Pull positive pairs together, push negative pairs beyond ``margin``.

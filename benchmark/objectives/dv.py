@@ -7,7 +7,7 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, masked_logsumexp, register_objective
 
 
-@register_objective("dv", metric="dot")
+@register_objective("dv", metric="dot", scores=True, order=100)
 def dv(pairs: Pairs) -> Tensor:
     """Minus the DV bound, pooled over all positive and all negative pairs.
 

@@ -13,7 +13,9 @@ from benchmark.objectives._core import (
 )
 
 
-@register_objective("infonce", metric="cosine", tunable=("temperature",), temperature=0.1)
+@register_objective(
+    "infonce", metric="cosine", scores=True, order=60, tunable=("temperature",), temperature=0.1
+)
 def infonce(pairs: Pairs, *, temperature: float) -> Tensor:
     """Categorical cross-entropy of picking the positive among itself and the negatives.
 

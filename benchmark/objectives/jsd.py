@@ -8,7 +8,7 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, fill_outside, register_objective
 
 
-@register_objective("jsd", metric="dot")
+@register_objective("jsd", metric="dot", scores=True, order=80)
 def jsd(pairs: Pairs) -> Tensor:
     """Binary discrimination of positive (joint) from negative (marginal) pairs.
 

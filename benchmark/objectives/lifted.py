@@ -16,7 +16,9 @@ from benchmark.objectives._core import (
 )
 
 
-@register_objective("lifted", metric="euclidean", normalize=True, tunable=("margin",), margin=1.0)
+@register_objective(
+    "lifted", metric="euclidean", normalize=True, order=30, tunable=("margin",), margin=1.0
+)
 def lifted(pairs: Pairs, *, margin: float) -> Tensor:
     """Each positive pair against all negatives of both its ends, smoothed by log-sum-exp.
 

@@ -14,7 +14,9 @@ from benchmark.objectives._core import (
 )
 
 
-@register_objective("nce", metric="cosine", tunable=("temperature",), temperature=0.07)
+@register_objective(
+    "nce", metric="cosine", scores=True, order=50, tunable=("temperature",), temperature=0.07
+)
 def nce(pairs: Pairs, *, temperature: float) -> Tensor:
     """Logistic regression of data pairs against k noise pairs drawn from a uniform prior.
 

@@ -13,7 +13,7 @@ from benchmark.objectives._core import (
 )
 
 
-@register_objective("npair", metric="dot", l2_reg=0.002)
+@register_objective("npair", metric="dot", scores=True, order=40, l2_reg=0.002)
 def npair(pairs: Pairs, *, l2_reg: float) -> Tensor:
     """Every positive against all negatives of its anchor, with no temperature.
 

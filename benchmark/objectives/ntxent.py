@@ -8,7 +8,7 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, fill_outside, mean_over_anchors, register_objective
 
 
-@register_objective("ntxent", metric="cosine", tunable=("temperature",), temperature=0.5)
+@register_objective("ntxent", metric="cosine", order=70, tunable=("temperature",), temperature=0.5)
 def ntxent(pairs: Pairs, *, temperature: float) -> Tensor:
     """Softmax over every other sample, cosine similarity divided by a temperature.
 

@@ -7,7 +7,7 @@ from torch import Tensor
 from benchmark.objectives._core import Pairs, fill_outside, register_objective
 
 
-@register_objective("nwj", metric="dot")
+@register_objective("nwj", metric="dot", scores=True, order=90)
 def nwj(pairs: Pairs) -> Tensor:
     """Minus the NWJ bound, pooled over all positive and all negative pairs.
 

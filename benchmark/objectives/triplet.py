@@ -17,7 +17,13 @@ from benchmark.objectives._core import (
 
 
 @register_objective(
-    "triplet", metric="sqeuclidean", normalize=True, tunable=("margin",), margin=0.2, semihard=0.0
+    "triplet",
+    metric="sqeuclidean",
+    normalize=True,
+    order=20,
+    tunable=("margin",),
+    margin=0.2,
+    semihard=0.0,
 )
 def triplet(pairs: Pairs, *, margin: float, semihard: float) -> Tensor:
     """Mean hinge over every valid triplet (anchor a, positive p, negative n).

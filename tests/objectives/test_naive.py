@@ -293,13 +293,21 @@ def check(name, kind, seed=0, **kwargs):
     return got.item()
 
 
+MISSING = "objective {!r} has no naive reference: add a loop from its formula to NAIVE here"
+
+
 def test_every_objective_has_a_naive_reference():
-    assert set(NAIVE) == set(OBJECTIVES.names())
+    missing = sorted(set(OBJECTIVES.names()) - set(NAIVE))
+    assert not missing, "\n".join(MISSING.format(n) for n in missing)
+    stale = sorted(set(NAIVE) - set(OBJECTIVES.names()))
+    assert not stale, f"naive references of unregistered objectives {stale}: remove them"
 
 
 @pytest.mark.parametrize("kind", STRUCTURES)
-@pytest.mark.parametrize("name", sorted(NAIVE))
+@pytest.mark.parametrize("name", OBJECTIVES.names())
 def test_default_configuration(name, kind):
+    if name not in NAIVE:
+        pytest.fail(MISSING.format(name))
     check(name, kind)
 
 
