@@ -21,27 +21,63 @@ from benchmark.methods.base import (
 
 @register_method("byol")
 class BYOL(Method):
+    """Online network: encoder f, projector g, predictor q; target: f', g' (no predictor),
+    an exponential moving average of f, g that receives no gradient (Grill et al. sec. 3.1).
+
+    Loss (eq. 2, symmetrised as in sec. 3.1): for views v, v' of each sample,
+    ||q(g(f(v)))~ - g'(f'(v'))~||^2 = 2 - 2 cos, plus the same with v and v' swapped; we
+    report their mean (the paper's sum / 2, so the gradient scale does not depend on the
+    symmetrisation). Each view goes through the networks as its own batch, as in the
+    official implementation, so BatchNorm never mixes the two views.
+
+    Target momentum (sec. 3.2): tau = 1 - (1 - tau_base)(cos(pi k / K) + 1) / 2 at step k of
+    K, ``momentum`` = tau_base in [0, 1) (0.996 in the paper; 0.99 here for short runs).
+    """
+
     views = 2
     option_defaults = {"proj_dim": 64, "proj_hidden": 256, "momentum": 0.99}
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         o = self.options
+        for key in ("proj_dim", "proj_hidden"):
+            v = o[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"method 'byol': option {key} must be an integer >= 1; got {v!r}")
+        m = o["momentum"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ValueError(
+                f"method 'byol': option momentum must be a number in [0, 1); got {m!r}"
+            )
         self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
         self.predictor = mlp_head(o["proj_dim"], o["proj_hidden"], o["proj_dim"])
         self.target = momentum_copy(nn.Sequential(self.encoder, self.projector))
 
-    def training_loss(self, batch: Batch) -> Tensor:
-        v1, v2 = self.augment(batch.x), self.augment(batch.x)
-        p = self.predictor(self.projector(self.encoder(torch.cat([v1, v2]))))
+    def online(self, x: Tensor) -> Tensor:
+        return self.predictor(self.projector(self.encoder(x)))
+
+    def loss(self, v1: Tensor, v2: Tensor) -> Tensor:
+        """Symmetric BYOL loss of two batches of views: each view's prediction regresses
+        the other view's target projection."""
+        p1, p2 = self.online(v1), self.online(v2)
         with torch.no_grad():
-            z = self.target(torch.cat([v2, v1]))  # swapped: view 1 predicts view 2's target
-        # 2 - 2 cos(p, z), averaged over both directions (Grill et al. eq. 2)
-        return (2 - 2 * F.cosine_similarity(p, z, dim=-1)).mean()
+            z1, z2 = self.target(v1), self.target(v2)
+        return (_regression(p1, z2) + _regression(p2, z1)) / 2
+
+    def training_loss(self, batch: Batch) -> Tensor:
+        return self.loss(self.augment(batch.x), self.augment(batch.x))
+
+    def target_momentum(self, progress: float) -> float:
+        """tau at ``progress`` = k / K of training (sec. 3.2)."""
+        base = self.options["momentum"]
+        return 1 - (1 - base) * (math.cos(math.pi * progress) + 1) / 2
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:
-        # tau rises from tau_base to 1 with a cosine schedule (Grill et al. sec. 3.2)
-        base = self.options["momentum"]
-        tau = 1 - (1 - base) * (math.cos(math.pi * progress) + 1) / 2
-        ema_update(self.target, nn.Sequential(self.encoder, self.projector), tau)
+        online = nn.Sequential(self.encoder, self.projector)
+        ema_update(self.target, online, self.target_momentum(progress))
+
+
+def _regression(p: Tensor, z: Tensor) -> Tensor:
+    """mean ||p/|p| - z/|z| ||^2 = mean (2 - 2 cos(p, z)) (Grill et al. eq. 2)."""
+    return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean()

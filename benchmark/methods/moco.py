@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.encoders import mlp_head
+from benchmark.encoders import Head
 from benchmark.methods.base import (
     ALL_OBJECTIVES,
     Batch,
@@ -16,47 +18,113 @@ from benchmark.methods.base import (
     momentum_copy,
     register_method,
 )
+from benchmark.objectives import Objective, keep_k_negatives
+
+# shuffling BN never makes a group smaller than this (BN statistics of fewer samples are
+# noise); the paper's per-GPU batch was 32
+MIN_GROUP = 16
 
 
 @register_method("moco")
 class MoCo(Method):
-    """Queries are anchors; candidates are this batch's keys (one positive each, the others
-    negatives) followed by the queue of K older keys (all negatives)."""
+    """Queries q = g(f(x')) are the anchors; keys k = g'(f'(x'')) come from a momentum copy
+    of the encoder and projector (Alg. 1 of He et al. 2020).
+
+    Candidates of query i (the paper's logits ``[l_pos, l_neg]``): its own key k_i (the
+    positive) and the K keys of the queue (negatives). Options:
+
+    - ``queue_size`` K (>= 1): a ring buffer of the last K keys, each stored with its
+      instance id (``Batch.idx``); the initial random keys have no owner (id -1). A queued
+      key of the anchor's *own* instance (its key from an earlier step, met whenever the
+      queue spans an epoch boundary or K approaches the training-set size) is neither a
+      positive nor a negative: it is masked out of that anchor's candidates only.
+    - ``batch_negatives`` (default false, the paper): true adds the other B - 1 keys of
+      the batch as negatives (the behaviour before the paper-faithful default).
+    - ``shuffle_bn_groups`` G (default 4; 1 = no shuffling): Shuffling BN (sec. 3.3) on
+      one process. The official code splits the batch over GPUs and BN normalises per GPU;
+      the keys are computed on a shuffled batch, so a query and its positive key are never
+      normalised with the same statistics. Here the query encoder runs on G contiguous
+      sub-batches (the "GPUs"), the key encoder on G sub-batches of a random permutation
+      of the batch, each sub-batch with its own BN statistics, and the keys are put back in
+      batch order. G is lowered so that a group holds at least ``MIN_GROUP`` = 16 samples
+      (batch 128 -> 4 groups of 32, the paper's 32 per GPU). Encoders without BN get
+      identical results either way (up to rounding).
+    - ``momentum`` m in [0, 1): key parameters <- m key + (1 - m) query after every step.
+    - projector: MoCo v2's head, Linear-ReLU-Linear (no BN), ``proj_hidden``/``proj_dim``.
+    """
 
     objectives = ALL_OBJECTIVES
     views = 2
     default_objective = "infonce"
-    option_defaults = {"queue_size": 1024, "momentum": 0.99, "proj_dim": 64, "proj_hidden": 256}
+    option_defaults = {
+        "queue_size": 1024,
+        "momentum": 0.99,
+        "proj_dim": 64,
+        "proj_hidden": 256,
+        "batch_negatives": False,
+        "shuffle_bn_groups": 4,
+    }
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         o = self.options
-        self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
+        for key in ("queue_size", "proj_dim", "proj_hidden", "shuffle_bn_groups"):
+            if not _is_int(o[key]) or o[key] < 1:
+                raise ValueError(_bad(key, "an integer >= 1", o[key]))
+        m = o["momentum"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ValueError(_bad("momentum", "a number in [0, 1)", m))
+        if not isinstance(o["batch_negatives"], bool):
+            raise ValueError(_bad("batch_negatives", "true or false", o["batch_negatives"]))
+        d, h = ctx.encoder.out_dim, o["proj_hidden"]
+        self.projector = Head([(d, h, False, True), (h, o["proj_dim"], False, False)])
         self.key_encoder = momentum_copy(nn.Sequential(self.encoder, self.projector))
         queue = F.normalize(torch.randn(o["queue_size"], o["proj_dim"]), dim=1)
         self.register_buffer("queue", queue)
+        self.register_buffer("queue_ids", torch.full((o["queue_size"],), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
+    def groups(self, batch_size: int) -> int:
+        """Number of BN groups used for a batch (``shuffle_bn_groups``, lowered so that
+        every group has at least ``MIN_GROUP`` samples)."""
+        return max(1, min(self.options["shuffle_bn_groups"], batch_size // MIN_GROUP))
+
     def training_loss(self, batch: Batch) -> Tensor:
-        b = len(batch.x)
-        q = self.projector(self.encoder(self.augment(batch.x)))
-        with torch.no_grad():
-            k = F.normalize(self.key_encoder(self.augment(batch.x)), dim=1)
-        ids = torch.arange(b, device=q.device)
-        queue_labels = torch.full((len(self.queue),), -1, device=q.device)
-        loss = self.objective(
-            q, ids, torch.cat([k, self.queue.clone()]), torch.cat([ids, queue_labels])
-        )
-        self._enqueue(k)
+        q, k = self.encode(self.augment(batch.x), self.augment(batch.x))
+        loss = self.contrast(q, k, batch.idx)
+        self._enqueue(k, batch.idx)
         return loss
 
+    def encode(self, x_query: Tensor, x_key: Tensor) -> tuple[Tensor, Tensor]:
+        """Queries (with gradient) and normalised keys (without), Shuffling BN applied."""
+        g = self.groups(len(x_query))
+        q = in_groups(nn.Sequential(self.encoder, self.projector), x_query, g)
+        with torch.no_grad():
+            order = torch.randperm(len(x_key), device=x_key.device) if g > 1 else None
+            k = F.normalize(in_groups(self.key_encoder, x_key, g, order), dim=1)
+        return q, k
+
+    def contrast(self, q: Tensor, k: Tensor, ids: Tensor) -> Tensor:
+        """The objective over candidates [k (B), queue (K)]: k_i is query i's positive, the
+        queue its negatives except the keys of its own instance; with ``batch_negatives``
+        the other keys of the batch are negatives too."""
+        b = len(q)
+        queue, queue_ids = self.queue.clone(), self.queue_ids.clone()
+        eye = torch.eye(b, dtype=torch.bool, device=q.device)
+        pos = torch.cat([eye, torch.zeros(b, len(queue), dtype=torch.bool, device=q.device)], 1)
+        batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
+        queue_neg = ids[:, None] != queue_ids[None, :]  # never the anchor's own stale key
+        neg = torch.cat([batch_neg, queue_neg], 1)
+        return masked_loss(self.objective, q, torch.cat([k, queue]), pos, neg)
+
     @torch.no_grad()
-    def _enqueue(self, keys: Tensor) -> None:
+    def _enqueue(self, keys: Tensor, ids: Tensor) -> None:
         """Replace the oldest entries (a ring buffer); a batch larger than K keeps its last K."""
         k = len(self.queue)
-        keys = keys[-k:]
+        keys, ids = keys[-k:], ids[-k:]
         pos = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % k
         self.queue[pos] = keys
+        self.queue_ids[pos] = ids.to(self.queue_ids)
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % k)
 
     @torch.no_grad()
@@ -66,5 +134,47 @@ class MoCo(Method):
         )
 
     def effective_negatives(self, batch_size: int) -> int:
-        available = self.options["queue_size"] + batch_size - 1
+        """K (the queue), plus B - 1 with ``batch_negatives``; at most ``num_negatives``.
+
+        The anchor's own stale keys are not subtracted: with K < the training-set size an
+        anchor meets at most one or two of them, and on average fewer than one."""
+        available = self.options["queue_size"]
+        if self.options["batch_negatives"]:
+            available += batch_size - 1
         return min(available, self.num_negatives or available)
+
+
+def in_groups(module: nn.Module, x: Tensor, groups: int, order: Tensor | None = None) -> Tensor:
+    """``module`` applied to ``groups`` sub-batches of ``x`` (each its own BN statistics),
+    taken in ``order`` (a permutation; None = as they come), returned in ``x``'s order."""
+    if groups == 1:
+        return module(x)
+    if order is None:
+        return torch.cat([module(chunk) for chunk in x.tensor_split(groups)])
+    out = torch.cat([module(x[chunk]) for chunk in order.tensor_split(groups)])
+    return out[torch.argsort(order)]  # out[j] belongs to sample order[j]
+
+
+def masked_loss(objective: Objective, x: Tensor, y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """``objective`` on anchors ``x`` (N, D) and candidates ``y`` (M, D) with explicit
+    (N, M) masks: a candidate in neither ``pos`` nor ``neg`` is excluded for that anchor,
+    which the label convention (every candidate is a positive or a negative of every
+    anchor) cannot express. Similarity, normalisation, ``num_negatives`` subsampling (drawn
+    from ``neg``) and the reduction are the objective's own."""
+    labels = torch.arange(len(x), device=x.device)
+    ref_labels = torch.full((len(y),), -1, dtype=torch.long, device=x.device)
+    rows, cols = pos.nonzero(as_tuple=True)
+    ref_labels[cols] = rows  # placeholder labels: only the similarity is kept from `base`
+    base = objective.pairs(x, labels, y, ref_labels)
+    if objective.num_negatives is not None:
+        neg = keep_k_negatives(neg, objective.num_negatives)
+    pairs = dataclasses.replace(base, pos=pos, neg=neg, neg_counts=neg.sum(1))
+    return objective.spec.reduce(pairs, **objective.hparams)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _bad(key: str, allowed: str, got) -> str:
+    return f"method 'moco': option {key} must be {allowed}; got {got!r}"
