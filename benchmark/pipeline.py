@@ -58,7 +58,7 @@ def stages() -> dict:
         train_items[key] = item
     mi_files = [
         "benchmark/mi_check.py",
-        "benchmark/objectives/_core.py",
+        "benchmark/objectives/_core",
         *(sources.objective_file(b) for b in _mi_bounds()),
         sources.dataset_file("gaussian_mi"),
     ]
@@ -111,13 +111,14 @@ def stages() -> dict:
                     "reports/results.csv",
                     "reports/trials.csv",
                     "reports/mi_check.csv",
-                    "benchmark/report.py",
+                    "benchmark/report",
                 ],
                 "outs": [
                     {p: {"cache": False}}
                     for p in (
                         "reports/leaderboard.md",
                         "reports/leaderboard.csv",
+                        "reports/trends.csv",
                         "reports/figures",
                         "reports/index.html",
                         "reports/plots",
