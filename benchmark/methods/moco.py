@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,7 +16,6 @@ from benchmark.methods.base import (
     momentum_copy,
     register_method,
 )
-from benchmark.objectives import Objective, keep_k_negatives
 
 # shuffling BN never makes a group smaller than this (BN statistics of fewer samples are
 # noise); the paper's per-GPU batch was 32
@@ -115,7 +112,7 @@ class MoCo(Method):
         batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
         queue_neg = ids[:, None] != queue_ids[None, :]  # never the anchor's own stale key
         neg = torch.cat([batch_neg, queue_neg], 1)
-        return masked_loss(self.objective, q, torch.cat([k, queue]), pos, neg)
+        return self.objective.masked(q, torch.cat([k, queue]), pos, neg)
 
     @torch.no_grad()
     def _enqueue(self, keys: Tensor, ids: Tensor) -> None:
@@ -153,23 +150,6 @@ def in_groups(module: nn.Module, x: Tensor, groups: int, order: Tensor | None = 
         return torch.cat([module(chunk) for chunk in x.tensor_split(groups)])
     out = torch.cat([module(x[chunk]) for chunk in order.tensor_split(groups)])
     return out[torch.argsort(order)]  # out[j] belongs to sample order[j]
-
-
-def masked_loss(objective: Objective, x: Tensor, y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """``objective`` on anchors ``x`` (N, D) and candidates ``y`` (M, D) with explicit
-    (N, M) masks: a candidate in neither ``pos`` nor ``neg`` is excluded for that anchor,
-    which the label convention (every candidate is a positive or a negative of every
-    anchor) cannot express. Similarity, normalisation, ``num_negatives`` subsampling (drawn
-    from ``neg``) and the reduction are the objective's own."""
-    labels = torch.arange(len(x), device=x.device)
-    ref_labels = torch.full((len(y),), -1, dtype=torch.long, device=x.device)
-    rows, cols = pos.nonzero(as_tuple=True)
-    ref_labels[cols] = rows  # placeholder labels: only the similarity is kept from `base`
-    base = objective.pairs(x, labels, y, ref_labels)
-    if objective.num_negatives is not None:
-        neg = keep_k_negatives(neg, objective.num_negatives)
-    pairs = dataclasses.replace(base, pos=pos, neg=neg, neg_counts=neg.sum(1))
-    return objective.spec.reduce(pairs, **objective.hparams)
 
 
 def _is_int(v) -> bool:

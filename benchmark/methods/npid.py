@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -11,7 +10,7 @@ from torch import Tensor
 
 from benchmark.encoders import mlp_head
 from benchmark.methods.base import ALL_OBJECTIVES, Batch, Context, Method, register_method
-from benchmark.objectives import Objective, Pairs, keep_k_negatives
+from benchmark.objectives import Pairs
 
 NORMALIZERS = ("fixed", "batch")
 
@@ -99,7 +98,7 @@ class NPID(Method):
         pos = torch.cat([eye, torch.zeros(b, len(drawn), dtype=torch.bool, device=v.device)], 1)
         batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
         neg = torch.cat([batch_neg, self.noise_mask(ids, drawn)], 1)
-        pairs = masked_pairs(self.objective, v, self.bank[torch.cat([ids, drawn])], pos, neg)
+        pairs = self.objective.masked_pairs(v, self.bank[torch.cat([ids, drawn])], pos, neg)
         if self.objective.name != "nce" or self.options["nce_normalizer"] == "batch":
             return self.objective.spec.reduce(pairs, **self.objective.hparams)
         tau = self.objective.hparams["temperature"]
@@ -117,21 +116,6 @@ class NPID(Method):
     def effective_negatives(self, batch_size: int) -> int:
         available = self.k + (batch_size - 1 if self.options["batch_negatives"] else 0)
         return min(available, self.num_negatives or available)
-
-
-def masked_pairs(objective: Objective, x: Tensor, y: Tensor, pos: Tensor, neg: Tensor) -> Pairs:
-    """The objective's Pairs of anchors ``x`` (N, D) and candidates ``y`` (M, D) with
-    explicit (N, M) masks: a candidate in neither ``pos`` nor ``neg`` is excluded for that
-    anchor, which the label convention cannot express. Similarity, normalisation and
-    ``num_negatives`` subsampling (drawn from ``neg``) are the objective's own."""
-    labels = torch.arange(len(x), device=x.device)
-    ref_labels = torch.full((len(y),), -1, dtype=torch.long, device=x.device)
-    rows, cols = pos.nonzero(as_tuple=True)
-    ref_labels[cols] = rows  # placeholder labels: only the similarity is kept from `base`
-    base = objective.pairs(x, labels, y, ref_labels)
-    if objective.num_negatives is not None:
-        neg = keep_k_negatives(neg, objective.num_negatives)
-    return dataclasses.replace(base, pos=pos, neg=neg, neg_counts=neg.sum(1))
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.methods.base import Batch
-from benchmark.methods.npid import masked_pairs
 from benchmark.train import CellConfig, build_method
 
 
@@ -157,7 +156,7 @@ def test_batch_normalizer_and_the_first_batch_agree_with_the_registered_nce(prep
             neg = torch.zeros_like(pos)
             neg[:, 16:] = method.noise_mask(batch.idx, drawn)
             cands = method.bank[torch.cat([batch.idx, drawn])]
-            pairs = masked_pairs(method.objective, v, cands, pos, neg)
+            pairs = method.objective.masked_pairs(v, cands, pos, neg)
             registered = method.objective.spec.reduce(pairs, **method.objective.hparams)
             torch.manual_seed(step)
             got = method.training_loss(batch)

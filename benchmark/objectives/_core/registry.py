@@ -9,13 +9,15 @@ a default similarity and hyperparameters; :func:`build_objective` fixes them and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.objectives._core.pairs import Pairs, pairs_from_labels
+from benchmark.objectives._core.pairs import Pairs, keep_k_negatives, pairs_from_labels
 from benchmark.objectives._core.similarity import METRICS, Similarity, pairwise_similarity
 from benchmark.registry import Registry
 
@@ -160,6 +162,30 @@ class Objective(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         pairs = self.pairs(embeddings, labels, ref_embeddings, ref_labels)
+        return self.spec.reduce(pairs, **self.hparams)
+
+    def masked_pairs(
+        self, embeddings: Tensor, ref_embeddings: Tensor, pos: Tensor, neg: Tensor
+    ) -> Pairs:
+        """The :class:`Pairs` of anchors (N, D) and candidates (M, D) with explicit (N, M)
+        masks instead of labels: a candidate in neither ``pos`` nor ``neg`` is excluded for
+        that anchor (MoCo's own stale key in the queue, NPID's own bank entry among the
+        noise draws), which the label convention cannot express. Similarity, normalisation
+        and ``num_negatives`` subsampling (drawn from ``neg``) are the objective's own."""
+        labels = torch.arange(len(embeddings), device=embeddings.device)
+        ref_labels = torch.full((len(ref_embeddings),), -1, dtype=torch.long, device=labels.device)
+        rows, cols = pos.nonzero(as_tuple=True)
+        ref_labels[cols] = rows  # placeholder labels: only the similarity is kept from `base`
+        base = self.pairs(embeddings, labels, ref_embeddings, ref_labels)
+        if self.num_negatives is not None:
+            neg = keep_k_negatives(neg, self.num_negatives)
+        return dataclasses.replace(base, pos=pos, neg=neg, neg_counts=neg.sum(1))
+
+    def masked(
+        self, embeddings: Tensor, ref_embeddings: Tensor, pos: Tensor, neg: Tensor
+    ) -> Tensor:
+        """The loss over :meth:`masked_pairs`."""
+        pairs = self.masked_pairs(embeddings, ref_embeddings, pos, neg)
         return self.spec.reduce(pairs, **self.hparams)
 
     def extra_repr(self) -> str:
