@@ -12,9 +12,21 @@ from benchmark.encoders.registry import ENCODERS
 
 @ENCODERS.register("gcn")
 class GCN(nn.Module):
-    """Node features (N, F) and edge_index (2, E) -> node embeddings (N, hidden)."""
+    """Node features (N, F) and edge_index (2, E) -> node embeddings (N, hidden).
 
-    def __init__(self, input_shape: tuple[int, ...], *, hidden: int = 128, layers: int = 1) -> None:
+    Each layer is a GCNConv followed by a PReLU, with one slope per channel, or one slope
+    shared by all channels with ``shared_prelu=True`` (``nn.PReLU()``, as DGI's reference
+    code).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        *,
+        hidden: int = 128,
+        layers: int = 1,
+        shared_prelu: bool = False,
+    ) -> None:
         super().__init__()
         from torch_geometric.nn import GCNConv  # imported here: slow, and only graphs need it
 
@@ -24,7 +36,7 @@ class GCN(nn.Module):
             GCNConv(a, b, normalize=False) for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
         self._adj: tuple[tuple, Tensor] | None = None
-        self.acts = nn.ModuleList(nn.PReLU(b) for b in dims[1:])
+        self.acts = nn.ModuleList(nn.PReLU(1 if shared_prelu else b) for b in dims[1:])
         self.out_dim = hidden
         self.is_graph = True
 

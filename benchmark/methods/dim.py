@@ -8,36 +8,107 @@ from torch import Tensor, nn
 from benchmark.encoders import mlp_head
 from benchmark.methods.base import SCORE_OBJECTIVES, Batch, Context, Method, register_method
 
+LOCAL_LAYERS = ("intermediate", "final")
+
+
+def feature_layer(encoder: nn.Module, which: str) -> nn.Module:
+    """The encoder block whose output is the local feature map: the last block before the
+    final one (``"intermediate"``) or the final one (``"final"``).
+
+    Known encoders: the conv encoders (``cnn2d``, ``cnn1d``: their ``trunk`` of blocks)
+    and ``resnet18`` (``layer3`` / ``layer4``).
+    """
+    trunk = getattr(encoder, "trunk", None)
+    if isinstance(trunk, nn.Sequential) and len(trunk) >= 2:
+        return trunk[-2] if which == "intermediate" else trunk[-1]
+    net = getattr(encoder, "net", None)
+    if net is not None and hasattr(net, "layer3") and hasattr(net, "layer4"):
+        return net.layer3 if which == "intermediate" else net.layer4
+    raise ValueError(
+        f"dim needs a convolutional encoder with feature maps (cnn2d, cnn1d, resnet18); "
+        f"got {type(encoder).__name__}"
+    )
+
 
 @register_method("dim")
 class DIM(Method):
-    """The critic is DIM's encode-and-dot: a global MLP head and a 1x1-conv local head
-    map to a shared space, the score is their dot product. Positives: an image's global
-    vector with each of its own local features; negatives: local features of the other
-    images of the batch."""
+    """Local DIM: the global feature is the encoder's output E(x) (what the probes read);
+    the local features are the positions of a feature map from an intermediate layer of
+    the same encoder (the paper's M x M map C(x), of which E(x) is a further encoding).
+
+    The critic is DIM's encode-and-dot: a global MLP head and a 1x1-conv local head map
+    both to a shared space of ``critic_dim`` units, the score is their dot product.
+    Anchors: the B global vectors; positives of an image's global vector: each of its own
+    P local features; negatives: every local feature of the other images of the batch,
+    (B - 1) * P per anchor (the reference code's ``local_global_loss``).
+
+    Options:
+
+    - ``local_layer="intermediate"`` (the paper): the output of the encoder's last block
+      but one (``cnn2d`` on 8x8 digits: the 64-channel 8x8 map before the stride-2 block;
+      on 28x28: 64 x 14 x 14; ``resnet18``: ``layer3``, 8x8 on 32x32 images).
+      ``"final"``: the map that is pooled into E(x) itself (the global vector is then a
+      function of the very features it is contrasted with).
+    """
 
     objectives = SCORE_OBJECTIVES
     default_objective = "jsd"
-    option_defaults = {"critic_dim": 64}
+    option_defaults = {"critic_dim": 64, "local_layer": "intermediate"}
 
     def __init__(self, ctx: Context) -> None:
+        self.check_options({**self.option_defaults, **ctx.options})
         super().__init__(ctx)
-        d, e = ctx.encoder.out_dim, self.options["critic_dim"]
-        self.global_head = mlp_head(d, 2 * e, e)
+        o = self.options
+        e = o["critic_dim"]
+        feature_layer(self.encoder, o["local_layer"])  # fails now for unknown encoders
+        channels, self.positions = self._local_shape(ctx.input_shape)
+        self.global_head = mlp_head(ctx.encoder.out_dim, 2 * e, e)
         conv = nn.Conv2d if len(ctx.input_shape) == 3 else nn.Conv1d
-        self.local_head = nn.Sequential(conv(d, 2 * e, 1), nn.ReLU(), conv(2 * e, e, 1))
+        self.local_head = nn.Sequential(conv(channels, 2 * e, 1), nn.ReLU(), conv(2 * e, e, 1))
 
-    def build_objective(self, ctx: Context, **overrides):
-        # dot product of learned heads, unnormalized: the scores are the critic's output
-        return super().build_objective(ctx, similarity="dot", normalize=False, **overrides)
+    @staticmethod
+    def check_options(o: dict) -> None:
+        """Raise ValueError naming the option, its value and what is allowed."""
+        if o["local_layer"] not in LOCAL_LAYERS:
+            raise ValueError(
+                f"dim option local_layer={o['local_layer']!r}; allowed: {', '.join(LOCAL_LAYERS)}"
+            )
+        e = o["critic_dim"]
+        if isinstance(e, bool) or not isinstance(e, int) or e < 1:
+            raise ValueError(f"dim option critic_dim={e!r}; allowed: an integer >= 1")
+
+    @torch.no_grad()
+    def _local_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        """(channels, positions) of the local feature map, from one dummy sample."""
+        was = self.encoder.training
+        self.encoder.eval()  # no batch statistics are updated
+        try:
+            fmap, _ = self.global_and_local(torch.zeros(1, *input_shape))
+        finally:
+            self.encoder.train(was)
+        return fmap.shape[1], fmap[0, 0].numel()
+
+    def global_and_local(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(local feature map (B, C, ...) of the chosen layer, encoder output E(x) (B, D)),
+        from one forward pass."""
+        seen: list[Tensor] = []
+        layer = feature_layer(self.encoder, self.options["local_layer"])
+        hook = layer.register_forward_hook(lambda m, a, out: seen.append(out))
+        try:
+            g = self.encoder(x)
+        finally:
+            hook.remove()
+        return seen[-1], g
 
     def training_loss(self, batch: Batch) -> Tensor:
-        fmap = self.encoder.local(batch.x)
-        g = self.global_head(fmap.flatten(2).mean(-1))  # (B, E)
+        fmap, y = self.global_and_local(batch.x)
+        g = self.global_head(y)  # (B, E)
         loc = self.local_head(fmap).flatten(2).transpose(1, 2)  # (B, P, E)
         b, p, e = loc.shape
         ids = torch.arange(b, device=g.device)
         return self.objective(g, ids, loc.reshape(b * p, e), ids.repeat_interleave(p))
 
     def effective_negatives(self, batch_size: int) -> int:
-        return self.num_negatives or batch_size - 1  # per positive: other images' locals
+        # per anchor (a global vector): every local feature of the other B - 1 images
+        available = (batch_size - 1) * self.positions
+        return min(available, self.num_negatives or available)

@@ -11,17 +11,31 @@ from benchmark.methods.base import Batch, Context, Method, register_method
 
 @register_method("rotation")
 class Rotation(Method):
-    """Every image is shown at 0, 90, 180 and 270 degrees; a linear head predicts which."""
+    """Every image is shown at 0, 90, 180 and 270 degrees in the same batch (the paper's
+    best setting, sec. 3.2); a linear head predicts which. Label k is the image rotated
+    counter-clockwise by k * 90 degrees (``torch.rot90(x, k)`` on the (H, W) plane)."""
 
     views = 4
     data_kinds = ("image",)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
+        h, w = ctx.input_shape[-2:]
+        if h != w:
+            raise ValueError(f"rotation needs square images, got {h}x{w}")
         self.head = nn.Linear(ctx.encoder.out_dim, 4)
 
-    def training_loss(self, batch: Batch) -> Tensor:
-        x = self.augment(batch.x)
+    @staticmethod
+    def rotations(x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) -> (4B, C, H, W) rotated copies (all of k = 0, then 1, 2, 3) and
+        their labels k (4B,)."""
         rotated = torch.cat([torch.rot90(x, k, dims=(-2, -1)) for k in range(4)])
         target = torch.arange(4, device=x.device).repeat_interleave(len(x))
+        return rotated, target
+
+    def training_loss(self, batch: Batch) -> Tensor:
+        rotated, target = self.rotations(self.augment(batch.x))
         return F.cross_entropy(self.head(self.encoder(rotated)), target)
+
+    def effective_negatives(self, batch_size: int) -> int:
+        return 0  # a classification over 4 rotations: no negative samples
