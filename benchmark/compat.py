@@ -1,53 +1,32 @@
-"""Which objectives each method accepts, as plain data (importable without torch).
+"""The registries' answers for code that must not import torch (suite loading, dvc.yaml
+generation, stages with nothing to do), read from the committed ``benchmark/registry.json``.
 
-The method classes take their ``objectives`` from here; the suite loader uses it to
-expand ``objectives: all`` and to decide quickly whether a stage has work.
-tests/methods/test_methods.py checks it against the registries.
+That file is written by ``python -m benchmark list --json --out benchmark/registry.json``
+from the registries themselves (each objective's metadata beside its registration, each
+method's compatible objectives on its class); tests/objectives/test_registry_file.py
+checks it is current. Nothing here is a hand-kept copy.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 NO_OBJECTIVE = "none"
-ALL_OBJECTIVES: tuple[str, ...] = (
-    "contrastive",
-    "dv",
-    "infonce",
-    "jsd",
-    "lifted",
-    "nce",
-    "npair",
-    "ntxent",
-    "nwj",
-    "triplet",
-)
-# objectives that read a score (a learned critic's output), not a metric space: the ones
-# that make sense for DIM, DGI and CPC's predictions
-SCORE_OBJECTIVES: tuple[str, ...] = ("jsd", "infonce", "nce", "nwj", "dv", "npair")
+REGISTRY_FILE = Path(__file__).with_name("registry.json")
 
+_registry = json.loads(REGISTRY_FILE.read_text(encoding="utf-8"))
+_objectives = _registry["objectives"]
+
+ALL_OBJECTIVES: tuple[str, ...] = tuple(o["name"] for o in _objectives)
+# objectives that read a score (a learned critic's output), not a metric space
+SCORE_OBJECTIVES: tuple[str, ...] = tuple(o["name"] for o in _objectives if o["scores"])
 COMPATIBLE: dict[str, tuple[str, ...]] = {
-    "simclr": ALL_OBJECTIVES,
-    "moco": ALL_OBJECTIVES,
-    "npid": ALL_OBJECTIVES,
-    "clip": ALL_OBJECTIVES,
-    "cpc": SCORE_OBJECTIVES,
-    "dim": SCORE_OBJECTIVES,
-    "dgi": SCORE_OBJECTIVES,
-    "byol": (),
-    "rotation": (),
-    "jigsaw": (),
-    "supervised": (),
-    "random": (),
+    m["name"]: tuple(m["objectives"]) for m in _registry["methods"]
 }
-
-# what Optuna tunes per objective (the objective registry's ``tunable``); objectives not
-# listed have nothing to tune, so their tune@ stages finish without importing torch
+# what Optuna tunes per objective; objectives not listed have nothing to tune
 TUNABLE: dict[str, tuple[str, ...]] = {
-    "contrastive": ("margin",),
-    "infonce": ("temperature",),
-    "lifted": ("margin",),
-    "nce": ("temperature",),
-    "ntxent": ("temperature",),
-    "triplet": ("margin",),
+    o["name"]: tuple(o["tunable"]) for o in _objectives if o["tunable"]
 }
 
 

@@ -15,9 +15,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from benchmark.compat import ALL_OBJECTIVES, NO_OBJECTIVE, SCORE_OBJECTIVES  # noqa: F401
 from benchmark.objectives import OBJECTIVES, Objective, build_objective
 from benchmark.registry import Registry
+from benchmark.sources import NO_OBJECTIVE
+
+# what a method class may name as its ``objectives``, read from the objective registry
+ALL_OBJECTIVES: tuple[str, ...] = tuple(sorted(OBJECTIVES.names()))
+# the objectives that read a learned critic's score (DIM, DGI, CPC's predictions)
+SCORE_OBJECTIVES: tuple[str, ...] = tuple(n for n in ALL_OBJECTIVES if OBJECTIVES.get(n).scores)
 
 METHODS: Registry[type[Method]] = Registry("method")
 

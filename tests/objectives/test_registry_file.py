@@ -76,19 +76,6 @@ def test_method_entries_hold_the_compatible_objectives(current):
         assert entries[name]["default_objective"] == cls.default_objective
 
 
-def test_json_agrees_with_the_hand_kept_compat_tables(current):
-    """Until benchmark/compat.py reads benchmark/registry.json, its copies must agree."""
-    objectives = current["objectives"]
-    hint = "benchmark/compat.py's hand-kept copy disagrees with the registry: update it"
-    assert tuple(e["name"] for e in objectives) == compat.ALL_OBJECTIVES, hint
-    scores = {e["name"] for e in objectives if e["scores"]}
-    assert scores == set(compat.SCORE_OBJECTIVES), hint
-    tunable = {e["name"]: tuple(e["tunable"]) for e in objectives if e["tunable"]}
-    assert tunable == compat.TUNABLE, hint
-    compatible = {e["name"]: set(e["objectives"]) for e in current["methods"]}
-    assert compatible == {m: set(objs) for m, objs in compat.COMPATIBLE.items()}, hint
-
-
 def test_display_order_agrees_with_the_report():
     """Until the report reads ``order`` from the registry, its hard-coded list must agree."""
     hard_coded = None
