@@ -128,7 +128,12 @@ def stages() -> dict:
             },
             "check": {
                 "cmd": "python -m benchmark check",
-                "deps": ["reports/results.csv", "reports/baseline.json", "benchmark/check.py"],
+                "deps": [
+                    "reports/results.csv",
+                    "reports/baseline.json",
+                    "benchmark/check.py",
+                    "benchmark/sources.py",
+                ],
                 "metrics": [{"reports/check.json": {"cache": False}}],
             },
         },
