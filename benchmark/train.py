@@ -70,13 +70,6 @@ class CellConfig:
             out["margin"] = self.margin
         return out
 
-    def resolved_hparams(self) -> tuple[float | None, float | None]:
-        """(temperature, margin) actually used, defaults filled in; None if not applicable."""
-        if self.objective == NO_OBJECTIVE:
-            return None, None
-        hp = {**OBJECTIVES.get(self.objective).hyperparameters, **self.objective_kwargs()}
-        return hp.get("temperature"), hp.get("margin")
-
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -312,7 +305,9 @@ def run_cell(
         else evaluate(feats, data, test=test)
     )
     batch_size = len(data.x) if getattr(method, "full_graph", False) else cfg.batch_size
-    temperature, margin = cfg.resolved_hparams()
+    # the values the built objective uses (a method may fix its own, as CPC's critic does)
+    hp = method.objective.hparams if method.objective is not None else {}
+    temperature, margin = hp.get("temperature"), hp.get("margin")
     return {
         "method": cfg.method,
         "objective": cfg.objective,

@@ -2,31 +2,91 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from benchmark.methods.base import SCORE_OBJECTIVES, Batch, Context, Method, register_method
 
 NEGATIVE_POOLS = ("batch", "all")
-TARGET_VIEWS = ("independent", "same")
+TARGET_VIEWS = ("same", "independent")
+CRITICS = ("bilinear", "cosine")
+FEATURES = ("context", "context_mean", "pooled")
+
+
+def conv_geometry(encoder: nn.Module, length: int) -> tuple[int, int, int]:
+    """(receptive field, stride, number of steps) of ``encoder.local`` on ``length`` samples.
+
+    Walks the encoder's 1-D convolutions and poolings in registration order (the forward
+    order of a sequential trunk such as ``cnn1d``'s): a layer of kernel k, dilation d and
+    stride s grows the receptive field by (k - 1) * d * (product of the earlier strides).
+    For ``cnn1d`` (kernel 5, strides 1, 2, 2, padding 2): 5 -> 5 + 4*1 = 9 -> 9 + 4*2 = 17
+    samples, stride 1*2*2 = 4, and 40 -> 40 -> 20 -> 10 steps; z_t sees the input samples
+    4t - 8 .. 4t + 8.
+    """
+    rf, jump, found = 1, 1, False
+    for m in encoder.modules():
+        if not isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)):
+            continue
+        found = True
+        k, s, p, d = (
+            _first(getattr(m, a, 1)) for a in ("kernel_size", "stride", "padding", "dilation")
+        )
+        if not isinstance(p, int):
+            raise ValueError(f"cpc: cannot work out the geometry of {m} (padding {p!r})")
+        rf += (k - 1) * d * jump
+        jump *= s
+        length = (length + 2 * p - d * (k - 1) - 1) // s + 1
+    if not found:
+        raise ValueError("cpc: the encoder has no 1-D convolution to take time steps from")
+    return rf, jump, length
+
+
+def _first(v):
+    return v[0] if isinstance(v, tuple) else v
 
 
 @register_method("cpc")
 class CPC(Method):
-    """z_t = the encoder's per-step features, c_t = GRU(z_<=t); for each horizon
-    k = 1..``horizons`` the prediction W_k c_t must pick z_{t+k} of its own sequence.
+    """z_t = the encoder's per-step features, c_t = GRU(z_<=t); for each horizon k the
+    prediction W_k c_t must pick z_{t+k} of its own sequence (eq. 4 of the paper).
 
-    Options:
+    Defaults are the paper's setting; the options name the variants.
 
-    - ``negatives="batch"`` (the paper's setting, eq. 4 with negatives from other
-      sequences): the candidates of W_k c_t are z_{t+k} of every sequence in the batch,
-      so the B - 1 negatives share the position and only the content can tell them apart.
-      ``"all"``: every z_s of every sequence, other time steps included (B*T - 1; cheap
-      shortcuts through position are then available to the encoder).
-    - ``target_view="independent"``: the targets z_{t+k} come from a second, independently
-      augmented view of the sequence (as in CPC v2, Henaff et al. 2020), so matching
-      low-level noise between context and target does not solve the task. ``"same"``: one
-      view for both (the original).
+    - Horizons: ``horizons`` of them, k = k0, ..., k0 + horizons - 1. ``first_horizon="auto"``
+      (default) is the smallest k0 for which the receptive field of the target z_{t+k} does
+      not overlap that of the context's last step z_t (which c_t has read): the windows of
+      z_t and z_{t+k} are ``stride * k`` samples apart, so they are disjoint when
+      ``k >= ceil(receptive_field / stride)``. For ``cnn1d`` (receptive field 17 samples,
+      stride 4, 10 steps on mnist1d's 40 samples) k0 = ceil(17 / 4) = 5: z_{t+5} sees
+      samples 4t + 12 .. 4t + 28, c_t at most up to sample 4t + 8 (three samples apart). With
+      k <= 4 the target shares 17 - 4k input samples with the context, which can then be
+      "predicted" by copying the overlap. Default k = 5, 6, 7 (5 + 4 + 3 anchors per
+      sequence). An integer sets k0 (1 = the paper's k = 1, 2, ...).
+    - ``critic="bilinear"`` (the paper's log-bilinear model f_k(x_{t+k}, c_t) =
+      exp(z_{t+k}^T W_k c_t)): the objective scores the dot product of z with W_k c, with no
+      normalisation and no temperature (1; a temperature given explicitly, e.g. by tuning, is
+      honoured: it only rescales W_k). ``"cosine"``: cos(W_k c_t, z_{t+k}) over the
+      objective's temperature (as SimCLR scores its views).
+    - ``negatives="batch"`` (the paper's: negatives from other sequences): the candidates of
+      W_k c_t are z_{t+k} of every sequence in the batch, so the B - 1 negatives share the
+      position and only the content can tell them apart. ``"all"``: every z_s of every
+      sequence, other time steps included (B*T - 1; cheap shortcuts through position are then
+      available to the encoder).
+    - ``target_view="same"`` (the paper's): context and targets come from one (augmented)
+      view, so the target for (t, k) is exactly the latent at t + k of the sequence the
+      context read. ``"independent"``: the targets come from a second, independently
+      augmented view (as in CPC v2, Henaff et al. 2020); mnist1d's augmentation shifts each
+      view by up to 4 samples and dilates it by 10%, so the two views' step t can be up to
+      ~3 latent steps (12 samples at the edges) apart and the targets are misaligned.
+    - ``features="context_mean"`` (default): the probes read the context network, as in the
+      paper (which probes c_t, mean-pooled over positions on images): the mean over t of c_t.
+      ``"context"``: the last step's c_T only. It has read the whole sequence but is never
+      trained to predict (with k >= 5 only c_0..c_4 have targets on mnist1d), and probes
+      worse: 74.9 / 78.3 / 75.1% against 82.0 / 81.9 / 77.9% for the mean (InfoNCE, mnist1d
+      4000 samples, B=64, lr 5e-3, 6 epochs, seeds 0-2). ``"pooled"``: the encoder's
+      pooled z (what the other methods probe).
     """
 
     objectives = SCORE_OBJECTIVES
@@ -34,37 +94,72 @@ class CPC(Method):
     data_kinds = ("sequence",)
     option_defaults = {
         "horizons": 3,
+        "first_horizon": "auto",
         "context_dim": 128,
         "negatives": "batch",
-        "target_view": "independent",
+        "target_view": "same",
+        "critic": "bilinear",
+        "features": "context_mean",
     }
 
     def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        opts = self.options
-        for key, allowed in (("negatives", NEGATIVE_POOLS), ("target_view", TARGET_VIEWS)):
+        opts = {**self.option_defaults, **ctx.options}
+        for key, allowed in (
+            ("negatives", NEGATIVE_POOLS),
+            ("target_view", TARGET_VIEWS),
+            ("critic", CRITICS),
+            ("features", FEATURES),
+        ):
             if opts[key] not in allowed:
                 raise ValueError(f"cpc option {key}={opts[key]!r}; allowed: {', '.join(allowed)}")
-        if int(opts["horizons"]) < 1:
+        if not (isinstance(opts["horizons"], int) and opts["horizons"] >= 1):
             raise ValueError(f"cpc option horizons={opts['horizons']!r}; allowed: >= 1")
-        self.horizons = int(opts["horizons"])
+        first = opts["first_horizon"]
+        if first != "auto" and not (isinstance(first, int) and first >= 1):
+            raise ValueError(f"cpc option first_horizon={first!r}; allowed: auto, >= 1")
+        super().__init__(ctx)
+        self.receptive_field, self.stride, self.steps = conv_geometry(
+            ctx.encoder, ctx.input_shape[-1]
+        )
+        k0 = math.ceil(self.receptive_field / self.stride) if first == "auto" else first
+        self.ks = tuple(range(k0, k0 + opts["horizons"]))
+        self.horizons = opts["horizons"]
+        if self.ks[-1] >= self.steps:
+            raise ValueError(
+                f"cpc: horizons k = {self.ks[0]}..{self.ks[-1]} need more than the "
+                f"{self.steps} time steps the encoder gives"
+            )
         d, c = ctx.encoder.out_dim, opts["context_dim"]
         self.context = nn.GRU(d, c, batch_first=True)
-        # W_1..W_K as one linear map c_t -> (K, D): one matmul for every horizon
+        # W_k for every horizon as one linear map c_t -> (K, D): one matmul for all of them
         self.predictor = nn.Linear(c, self.horizons * d, bias=False)
         self.views = 2 if opts["target_view"] == "independent" else 1
 
+    def build_objective(self, ctx: Context, **overrides):
+        if ctx.options.get("critic", self.option_defaults["critic"]) == "cosine":
+            return super().build_objective(ctx, similarity="cosine", normalize=False, **overrides)
+        from benchmark.objectives import OBJECTIVES
+
+        # log-bilinear: z^T (W_k c) as it is; a temperature only if one was asked for
+        spec = OBJECTIVES.get(ctx.objective)
+        if "temperature" in spec.hyperparameters and "temperature" not in ctx.objective_kwargs:
+            overrides = {"temperature": 1.0, **overrides}
+        return super().build_objective(ctx, similarity="dot", normalize=False, **overrides)
+
+    def latents_and_contexts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, c), each (B, T, .): z_t the encoder's steps, c_t = GRU(z_0, ..., z_t)."""
+        z = self.encoder.local(x).transpose(1, 2)
+        c, _ = self.context(z)
+        return z, c
+
     def training_loss(self, batch: Batch) -> Tensor:
-        z = self.encoder.local(self.augment(batch.x)).transpose(1, 2)  # (B, T, D)
+        z, c = self.latents_and_contexts(self.augment(batch.x))  # (B, T, D), (B, T, C)
         if self.options["target_view"] == "independent":
             target = self.encoder.local(self.augment(batch.x)).transpose(1, 2)
         else:
-            target = z
+            target = z  # the paper: z_{t+k} of the very sequence the context read
         b, t, d = z.shape
-        if self.horizons >= t:
-            raise ValueError(f"cpc: horizons={self.horizons} needs sequences longer than {t} steps")
-        c, _ = self.context(z)  # (B, T, C)
-        pred = self.predictor(c).view(b, t, self.horizons, d)  # pred[:, s, k-1] -> z_{s+k}
+        pred = self.predictor(c).view(b, t, self.horizons, d)  # pred[:, s, j] -> z_{s+ks[j]}
         if self.options["negatives"] == "batch":
             return self._batch_negatives(pred, target)
         return self._all_negatives(pred, target)
@@ -75,11 +170,11 @@ class CPC(Method):
         b, t, _ = target.shape
         labels = torch.arange(b, device=target.device)
         # unbind, not indexing: the backward of each index would zero-fill a full-size grad
-        preds = [p.unbind(1) for p in pred.unbind(2)]  # preds[k-1][s]: (B, D)
+        preds = [p.unbind(1) for p in pred.unbind(2)]  # preds[j][s]: (B, D)
         targets = target.unbind(1)
         losses = [
-            self.objective(preds[k - 1][s], labels, targets[s + k], labels)
-            for k in range(1, self.horizons + 1)
+            self.objective(preds[j][s], labels, targets[s + k], labels)
+            for j, k in enumerate(self.ks)
             for s in range(t - k)
         ]
         return torch.stack(losses).mean()
@@ -91,15 +186,23 @@ class CPC(Method):
         cand_labels = torch.arange(b * t, device=target.device)
         steps = torch.arange(t, device=target.device)
         losses = []
-        for k in range(1, self.horizons + 1):
-            anchors = pred[:, : t - k, k - 1].reshape(-1, d)
+        for j, k in enumerate(self.ks):
+            anchors = pred[:, : t - k, j].reshape(-1, d)
             labels = (torch.arange(b, device=target.device)[:, None] * t + steps[k:]).reshape(-1)
             losses.append(self.objective(anchors, labels, candidates, cand_labels))
         return torch.stack(losses).mean()
+
+    @torch.no_grad()
+    def features(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
+        mode = self.options["features"]
+        if mode == "pooled":
+            return self.encoder(x)
+        _, c = self.latents_and_contexts(x)
+        return c[:, -1] if mode == "context" else c.mean(1)
 
     def effective_negatives(self, batch_size: int) -> int:
         if self.options["negatives"] == "batch":
             available = batch_size - 1
         else:
-            available = batch_size * 10 - 1  # B * T candidates (T = 10 steps for mnist1d)
+            available = batch_size * self.steps - 1  # B * T candidates
         return min(available, self.num_negatives or available)

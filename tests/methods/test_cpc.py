@@ -1,73 +1,257 @@
-"""CPC's loss against the paper's formula written naively, and its options."""
+"""CPC against van den Oord et al. 2018 written naively: eq. 4 with the log-bilinear
+critic, targets aligned with the context, horizons whose receptive fields do not overlap
+the context's, features from the context network; and its options."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from benchmark.methods.base import Batch
+from benchmark.methods.cpc import CPC, conv_geometry
 from benchmark.train import CellConfig, build_method
 
+# cnn1d on mnist1d: receptive field 17 samples, stride 4, 10 steps, so the first horizon
+# whose target window is disjoint from the context's last window is ceil(17 / 4) = 5
+KS = (5, 6, 7)
+B = 16
 
-def _cpc(prepared, **options):
+
+def _cpc(prepared, objective="infonce", **options):
     data = prepared("mnist1d", num_samples=1000)
     cfg = CellConfig(
         method="cpc",
-        objective="infonce",
+        objective=objective,
         dataset="mnist1d",
         encoder="cnn1d",
-        batch_size=16,
+        batch_size=B,
         epochs=1,
         method_options=options,
     )
     torch.manual_seed(0)
     method = build_method(cfg, data, torch.device("cpu"))
-    return method, Batch(x=data.x[:16], y=data.y[:16], idx=torch.arange(16))
+    return method, Batch(x=data.x[:B], y=data.y[:B], idx=torch.arange(B))
+
+
+class _Recorder(nn.Module):
+    """Wraps an objective: records every call's arguments and its score matrix."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, []
+
+    def forward(self, emb, labels, ref, ref_labels):
+        sim = self.inner.pairs(emb, labels, ref, ref_labels).sim
+        self.calls.append((emb.detach(), labels, ref.detach(), ref_labels, sim.detach()))
+        return self.inner(emb, labels, ref, ref_labels)
+
+
+def _recording_augment(method):
+    """A random augmentation (fresh noise each call) that keeps its outputs."""
+    outputs = []
+
+    def aug(x):
+        out = x + 0.1 * torch.randn_like(x)
+        outputs.append(out)
+        return out
+
+    method.augment = aug
+    return outputs
 
 
 def _naive(method, batch, negatives: str) -> torch.Tensor:
-    """eq. 4 of van den Oord et al. 2018 with f_k = exp(cos(W_k c_t, z_{t+k}) / tau)."""
+    """eq. 4 with the log-bilinear f_k(x_{t+k}, c_t) = exp(z_{t+k}^T W_k c_t): for every
+    sequence i, step s and horizon k, -log f_k(z_{i,s+k}, c_{i,s}) / sum_j f_k(z_j, c_{i,s})."""
     torch.manual_seed(1)
-    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)
-    target = method.encoder.local(method.augment(batch.x)).transpose(1, 2)
+    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)  # one view
     b, t, d = z.shape
     c, _ = method.context(z)
-    weights = method.predictor.weight.view(method.horizons, d, -1)
+    weights = method.predictor.weight.view(len(KS), d, -1)
     losses = []
-    for k in range(1, method.horizons + 1):
+    for j, k in enumerate(KS):
         for s in range(t - k):
             for i in range(b):
-                pred = weights[k - 1] @ c[i, s]
                 if negatives == "batch":
-                    cands, pos = target[:, s + k], i
+                    cands, pos = z[:, s + k], i
                 else:
-                    cands, pos = target.reshape(b * t, d), i * t + s + k
-                logits = F.cosine_similarity(pred[None], cands) / 0.1
-                per_anchor = -torch.log_softmax(logits, 0)[pos]
-                losses.append((k, per_anchor))
+                    cands, pos = z.reshape(b * t, d), i * t + s + k
+                logits = torch.stack([cand @ (weights[j] @ c[i, s]) for cand in cands])
+                losses.append((k, -torch.log_softmax(logits, 0)[pos]))
     # the method averages anchors per objective call, then over calls
     if negatives == "batch":
         per_call = [
             torch.stack([v for _, v in losses[j : j + b]]).mean() for j in range(0, len(losses), b)
         ]
         return torch.stack(per_call).mean()
-    return torch.stack(
-        [
-            torch.stack([v for kk, v in losses if kk == k]).mean()
-            for k in range(1, method.horizons + 1)
-        ]
-    ).mean()
+    return torch.stack([torch.stack([v for kk, v in losses if kk == k]).mean() for k in KS]).mean()
 
 
 @pytest.mark.parametrize("negatives", ["batch", "all"])
 def test_loss_matches_the_paper_formula(prepared, negatives):
     method, batch = _cpc(prepared, negatives=negatives)
+    assert method.ks == KS
     method.train()
     expected = _naive(method, batch, negatives)
     torch.manual_seed(1)
     got = method.training_loss(batch)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def _support(out_fn, x) -> torch.Tensor:
+    """Input samples that out_fn(x) (a (N, ...) tensor) depends on: union over the batch of
+    the nonzero entries of its gradient (eval mode, so the samples do not mix)."""
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(out_fn(x).abs().sum(), x)
+    return grad.abs().sum((0, 1)) > 0
+
+
+def test_targets_do_not_overlap_the_context_receptive_field(prepared):
+    method, batch = _cpc(prepared)
+    assert conv_geometry(method.encoder, 40) == (17, 4, 10)
+    method.eval()
+    torch.manual_seed(2)
+    x = torch.randn(32, 1, 40)
+
+    def z(t):
+        return lambda x_: method.encoder.local(x_)[:, :, t]
+
+    def c(t):
+        return lambda x_: method.latents_and_contexts(x_)[1][:, t]
+
+    # the arithmetic of conv_geometry is the encoder's: z_t reads samples 4t-8 .. 4t+8
+    for t in range(10):
+        expected = torch.zeros(40, dtype=torch.bool)
+        expected[max(0, 4 * t - 8) : 4 * t + 9] = True
+        assert torch.equal(_support(z(t), x), expected), t
+    trained = [(s, k) for k in method.ks for s in range(10 - k)]
+    assert trained
+    for s, k in trained:
+        assert not (_support(c(s), x) & _support(z(s + k), x)).any(), (s, k)
+    # one horizon less and the windows would share input samples
+    s, k = 0, method.ks[0] - 1
+    assert (_support(c(s), x) & _support(z(s + k), x)).any()
+
+
+@pytest.mark.parametrize("negatives", ["batch", "all"])
+def test_the_target_of_t_and_k_is_the_latent_at_t_plus_k_of_the_same_sequence(prepared, negatives):
+    method, batch = _cpc(prepared, negatives=negatives)
+    method.train()
+    views = _recording_augment(method)
+    method.objective = rec = _Recorder(method.objective)
+    method.training_loss(batch)
+    assert len(views) == 1  # context and targets read one view of each sequence
+    with torch.no_grad():
+        z, c = method.latents_and_contexts(views[0])
+        b, t, d = z.shape
+        pred = method.predictor(c).view(b, t, len(KS), d)
+    flat = pred.reshape(-1, d)
+    seen = []
+    for emb, labels, ref, ref_labels, _ in rec.calls:
+        for row, label in zip(emb, labels, strict=True):
+            i, s, j = divmod_all(int((flat - row).abs().sum(1).argmin()), (b, t, len(KS)))
+            torch.testing.assert_close(row, pred[i, s, j])
+            (positive,) = ref[ref_labels == label]  # exactly one positive candidate
+            torch.testing.assert_close(positive, z[i, s + KS[j]], rtol=0, atol=1e-6)
+            seen.append((i, s, KS[j]))
+    expected = [(i, s, k) for i in range(b) for k in KS for s in range(t - k)]
+    assert sorted(seen) == sorted(expected)
+
+
+def divmod_all(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    out = []
+    for size in reversed(shape):
+        index, r = divmod(index, size)
+        out.append(r)
+    return tuple(reversed(out))
+
+
+def test_independent_targets_read_a_second_view(prepared):
+    method, batch = _cpc(prepared, target_view="independent")
+    views = _recording_augment(method)
+    method.training_loss(batch)
+    assert len(views) == 2 and method.views == 2
+
+
+@pytest.mark.parametrize("objective", CPC.objectives)
+def test_the_score_is_log_bilinear(prepared, objective):
+    """f_k(x_{t+k}, c_t) = exp(z_{t+k}^T W_k c_t): the objective's score is the plain dot
+    product of z with W_k c (no normalisation) and no temperature divides it."""
+    method, batch = _cpc(prepared, objective)
+    method.train()
+    views = _recording_augment(method)
+    method.objective = rec = _Recorder(method.objective)
+    method.training_loss(batch)
+    assert rec.inner.hparams.get("temperature", 1.0) == 1.0
+    with torch.no_grad():
+        z, c = method.latents_and_contexts(views[0])
+    d = z.shape[-1]
+    w = method.predictor.weight.detach()  # rows j*d .. (j+1)*d - 1 are W_{KS[j]}
+    calls = iter(rec.calls)
+    for j, k in enumerate(KS):  # negatives="batch": one call per (k, s), in this order
+        wk = w[j * d : (j + 1) * d]
+        for s in range(10 - k):
+            sim = next(calls)[-1]
+            expected = torch.zeros(B, B)
+            for a in range(B):  # anchor: the context c_s of sequence a
+                for n in range(B):  # candidate: z_{s+k} of sequence n
+                    expected[a, n] = torch.dot(z[n, s + k], torch.mv(wk, c[a, s]))
+            torch.testing.assert_close(sim, expected, rtol=1e-4, atol=1e-4)
+    assert next(calls, None) is None
+
+
+def test_the_cosine_critic_is_an_option(prepared):
+    method, batch = _cpc(prepared, critic="cosine")
+    assert method.objective.hparams["temperature"] == 0.1  # infonce's own
+    method.train()
+    views = _recording_augment(method)
+    method.objective = rec = _Recorder(method.objective)
+    method.training_loss(batch)
+    with torch.no_grad():
+        z, c = method.latents_and_contexts(views[0])
+    d = z.shape[-1]
+    pred = method.predictor(c).view(B, 10, len(KS), d)
+    sim = rec.calls[0][-1]  # k = 5, s = 0
+    expected = F.cosine_similarity(pred[:, 0, 0, None], z[None, :, KS[0]], dim=-1)
+    torch.testing.assert_close(sim, expected.detach())
+
+
+def test_an_explicit_temperature_is_honoured(prepared):
+    data = prepared("mnist1d", num_samples=1000)
+    cfg = CellConfig(
+        method="cpc", objective="infonce", dataset="mnist1d", encoder="cnn1d", temperature=0.5
+    )
+    assert build_method(cfg, data, torch.device("cpu")).objective.hparams["temperature"] == 0.5
+
+
+@pytest.mark.parametrize("mode", ["context_mean", "context", "pooled"])
+def test_features_come_from_the_context_network(prepared, mode):
+    options = {} if mode == "context_mean" else {"features": mode}
+    method, batch = _cpc(prepared, **options)
+    method.eval()
+    x = batch.x
+    with torch.no_grad():
+        z = method.encoder.local(x).transpose(1, 2)  # (B, T, D)
+        contexts = []
+        g = method.context
+        hs = g.hidden_size
+        h = torch.zeros(B, hs)
+        for step in range(z.shape[1]):  # the GRU cell written out (torch's gate order r, z, n)
+            gi = z[:, step] @ g.weight_ih_l0.T + g.bias_ih_l0
+            gh = h @ g.weight_hh_l0.T + g.bias_hh_l0
+            r = torch.sigmoid(gi[:, :hs] + gh[:, :hs])
+            u = torch.sigmoid(gi[:, hs : 2 * hs] + gh[:, hs : 2 * hs])
+            n = torch.tanh(gi[:, 2 * hs :] + r * gh[:, 2 * hs :])
+            h = (1 - u) * n + u * h
+            contexts.append(h)
+        c = torch.stack(contexts, 1)
+        expected = {
+            "context_mean": c.mean(1),
+            "context": c[:, -1],
+            "pooled": z.mean(1),
+        }[mode]
+    torch.testing.assert_close(method.features(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_effective_negatives(prepared):
@@ -75,12 +259,21 @@ def test_effective_negatives(prepared):
     assert _cpc(prepared, negatives="all")[0].effective_negatives(64) == 639
 
 
+def test_first_horizon_can_be_set(prepared):
+    assert _cpc(prepared, first_horizon=1)[0].ks == (1, 2, 3)
+    assert _cpc(prepared, horizons=5)[0].ks == (5, 6, 7, 8, 9)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"negatives": "queue"}, "negatives='queue'; allowed: batch, all"),
-        ({"target_view": "other"}, "target_view='other'; allowed: independent, same"),
+        ({"target_view": "other"}, "target_view='other'; allowed: same, independent"),
+        ({"critic": "mlp"}, "critic='mlp'; allowed: bilinear, cosine"),
+        ({"features": "z"}, "features='z'; allowed: context, context_mean, pooled"),
         ({"horizons": 0}, "horizons=0; allowed: >= 1"),
+        ({"first_horizon": 0}, "first_horizon=0; allowed: auto, >= 1"),
+        ({"horizons": 6}, r"horizons k = 5\.\.10 need more than the 10 time steps"),
     ],
 )
 def test_bad_options_name_what_is_allowed(prepared, options, message):
