@@ -45,6 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", help="a SimCLR step's views/s and model-FLOP utilisation")
     p.add_argument("--steps", type=int, default=30, help="timed training steps")
     p.add_argument("--threads", **threads)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--encoder", default="cnn2d", help="e.g. resnet18 (with --image-size 32)")
+    p.add_argument("--image-size", type=int, default=None, help="random 3xNxN images, not digits")
+    p.add_argument("--batch-size", type=int, default=256)
+    for flag, what in (
+        ("bf16", "bf16 autocast, losses in fp32"),
+        ("channels-last", "channels_last memory format"),
+        ("compile", "torch.compile the encoder"),
+    ):
+        p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{what} (default: on with CUDA except compile, off on CPU)")  # fmt: skip
     p = sub.add_parser("pipeline", help="wall time and peak memory of a command")
     p.add_argument(
         "--command",
@@ -75,8 +86,22 @@ def run(args: argparse.Namespace) -> int:
     elif args.what == "pipeline":
         return perf_pipeline(args.measured)
     else:
-        perf_train(args.steps)
+        perf_train(args.steps, **_train_options(args))
     return 0
+
+
+def _train_options(args: argparse.Namespace) -> dict:
+    """The device and the speed path: on CUDA bf16 and channels_last default on."""
+    from benchmark.cli import UserError
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device on this machine; allowed: auto, cpu")
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
+    flags = {"bf16": cuda, "channels_last": cuda, "compile": False}
+    flags = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in flags.items()}
+    sizes = dict(encoder=args.encoder, image_size=args.image_size, batch_size=args.batch_size)
+    return {"device": device, **flags, **sizes}
 
 
 # --- measurement helpers ---------------------------------------------------------------
@@ -217,28 +242,56 @@ def matmul_peak_flops(device: torch.device, n: int = 1024, repeats: int = 10) ->
     return 2 * n**3 / t
 
 
-def perf_train(steps: int) -> dict:
+def perf_train(
+    steps: int,
+    device: torch.device | None = None,
+    *,
+    bf16: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    encoder: str = "cnn2d",
+    image_size: int | None = None,
+    batch_size: int = 256,
+) -> dict:
+    """A SimCLR step. The data live on the device and are augmented there in one batched
+    call; with ``bf16`` the encoder and projector run under autocast and the loss in fp32."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmark.datasets import prepare_dataset
-    from benchmark.methods import Batch
+    from benchmark.datasets import PreparedData, prepare_dataset
+    from benchmark.methods.base import instance_labels
     from benchmark.train import CellConfig, build_method, default_device, seed_everything
 
-    device = default_device()
-    cfg = CellConfig(
-        method="simclr", objective="ntxent", dataset="digits", encoder="cnn2d", batch_size=256
-    )
-    data = prepare_dataset("digits", cache_dir="data/cache")
+    device = device or default_device()
+    dataset = "digits" if image_size is None else f"random {image_size}x{image_size}"
+    cfg = CellConfig(method="simclr", objective="ntxent", encoder=encoder, batch_size=batch_size)
+    if image_size is None:
+        data = prepare_dataset("digits", cache_dir="data/cache")
+    else:
+        n = 4 * batch_size
+        split = torch.arange(n)
+        x = torch.rand(n, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+        data = PreparedData("random", "image", x, torch.zeros(n, dtype=torch.long),
+                            {"train": split, "val": split, "test": split}, meta={"num_classes": 2})  # fmt: skip
     seed_everything(0)
     method = build_method(cfg, data, device)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    method = method.to(memory_format=memory)
+    net = torch.nn.Sequential(method.encoder, method.projector)
+    net = torch.compile(net) if compile else net
     opt = torch.optim.AdamW(method.parameters(), lr=1e-3)
-    train_idx = data.splits["train"]
-    x = data.x.to(device)
+    train_idx = data.splits["train"].to(device)
+    x = data.x.pin_memory() if device.type == "cuda" else data.x
+    x = x.to(device, non_blocking=True)  # resident on the device
+    labels = instance_labels(batch_size, 2, device)
 
     def step(i: int) -> None:
-        rows = train_idx[torch.randint(len(train_idx), (cfg.batch_size,))].to(device)
-        batch = Batch(x=x[rows], y=data.y[rows].to(device), idx=torch.arange(cfg.batch_size))
-        loss = method.training_loss(batch)
+        rows = train_idx[torch.randint(len(train_idx), (batch_size,), device=device)]
+        xb = x[rows]
+        views = torch.cat([method.augment(xb), method.augment(xb)])
+        views = views.contiguous(memory_format=memory)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = net(views)
+        loss = method.objective(z.float(), labels)  # the loss in fp32
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -258,14 +311,14 @@ def perf_train(steps: int) -> dict:
     # the augmentation alone, to show what data handling costs
     from benchmark.datasets import make_augment
 
-    aug = make_augment(data)
-    xb = x[: cfg.batch_size]
+    aug = make_augment(data).to(device)
+    xb = x[:batch_size]
     aug_t, _ = measure(lambda: (aug(xb, None), aug(xb, None)), 10, device)
 
     peak = matmul_peak_flops(device)
     achieved = flops_per_step / seconds
     out = {
-        "views_per_second": 2 * cfg.batch_size / seconds,
+        "views_per_second": 2 * batch_size / seconds,
         "step_ms": seconds * 1e3,
         "augment_ms": aug_t * 1e3,
         "flops_per_step": flops_per_step,
@@ -273,9 +326,11 @@ def perf_train(steps: int) -> dict:
         "matmul_peak_gflops": peak / 1e9,
         "mfu": achieved / peak,
     }
+    path = [k for k, on in (("bf16", bf16), ("channels_last", channels_last),
+                            ("compile", compile)) if on] or ["fp32"]  # fmt: skip
     print(
-        f"simclr + ntxent on digits, cnn2d, batch {cfg.batch_size} (2 views), device={device}, "
-        f"torch threads={torch.get_num_threads()}"
+        f"simclr + ntxent on {dataset}, {encoder}, batch {batch_size} (2 views), "
+        f"device={device}, {'+'.join(path)}, torch threads={torch.get_num_threads()}"
     )
     print(
         f"  step time            {out['step_ms']:.1f} ms  (augmentation of both views "

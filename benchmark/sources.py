@@ -27,6 +27,7 @@ SHARED_CORE = (
     "benchmark/encoders",
     "benchmark/datasets",
     "benchmark/train.py",
+    "benchmark/distributed.py",
     "benchmark/probe.py",
 )
 # what a dataset's prepared (cached) arrays depend on

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from benchmark import distributed
 from benchmark.datasets import PreparedData, make_augment, prepare_dataset
 from benchmark.encoders import build_encoder
 from benchmark.methods import METHODS, NO_OBJECTIVE, Batch, Context, Method, check_compatible
@@ -187,6 +188,9 @@ def fit(
         steps_per_epoch = n // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     warmup = min(total // 2, int(cfg.warmup_epochs * steps_per_epoch))
+    # several processes (benchmark/distributed.py): each steps its share of the global batch
+    ddp = distributed.is_distributed() and not graph
+    step_loss = distributed.prepare(method, cfg.seed) if ddp else method.training_loss
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -208,6 +212,8 @@ def fit(
                     batch = Batch(x=x, y=y, idx=train_idx.to(device), edge_index=edge_index)
                 else:
                     rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
+                    if ddp:
+                        rows = distributed.shard(rows)
                     # idx = position within the training split (memory banks index by it)
                     batch = Batch(
                         x=x[rows],
@@ -217,16 +223,18 @@ def fit(
                     )
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total=total, warmup=warmup, base=cfg.lr)
-                loss = method.training_loss(batch)
-                if not torch.isfinite(loss):
+                loss = step_loss(batch)
+                # with DDP every rank stops together and shows the global batch's mean loss
+                shown = distributed.mean(loss) if ddp else loss
+                if not torch.isfinite(shown):
                     raise Diverged(f"non-finite loss at step {step}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 step += 1
                 method.after_step(step / total)
-                seen += len(batch.idx)
-                value = loss.item()
+                seen += len(batch.idx) * (distributed.world_size() if ddp else 1)
+                value = shown.item()
                 running += value
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{value:.4f}", refresh=False)

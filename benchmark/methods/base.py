@@ -8,9 +8,9 @@ an objective.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,31 @@ ALL_OBJECTIVES: tuple[str, ...] = tuple(sorted(OBJECTIVES.names()))
 SCORE_OBJECTIVES: tuple[str, ...] = tuple(n for n in ALL_OBJECTIVES if OBJECTIVES.get(n).scores)
 
 METHODS: Registry[type[Method]] = Registry("method")
+
+# an option rule: (what is allowed, in words; a test of a value)
+Rule = tuple[str, Callable[[Any], bool]]
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+COUNT: Rule = ("an integer >= 1", lambda v: _integer(v) and v >= 1)
+NONNEGATIVE: Rule = ("an integer >= 0", lambda v: _integer(v) and v >= 0)
+UNIT: Rule = ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1)
+FLAG: Rule = ("true or false", lambda v: isinstance(v, bool))
+
+
+def one_of(*choices: Any) -> Rule:
+    return (", ".join(map(str, choices)), lambda v: isinstance(v, Hashable) and v in choices)
+
+
+def or_(first: Rule, second: Rule) -> Rule:
+    return (f"{first[0]} or {second[0]}", lambda v: first[1](v) or second[1](v))
 
 
 @dataclass
@@ -63,23 +88,37 @@ class Method(nn.Module):
     trains: ClassVar[bool] = True
     full_graph: ClassVar[bool] = False
     option_defaults: ClassVar[dict] = {}
+    # what each option's value may be, beside its default: key -> (allowed, test)
+    option_rules: ClassVar[dict[str, Rule]] = {}
     views: ClassVar[int] = 1  # encoder inputs per sample and step (views_per_second)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__()
         self.encoder = ctx.encoder
         self.augment = ctx.augment
+        self.check_options(ctx.options)
         self.options = {**self.option_defaults, **ctx.options}
-        unknown = set(ctx.options) - set(self.option_defaults)
-        if unknown:
-            raise ValueError(
-                f"method {self.name!r} has no option {min(unknown)!r}; allowed: "
-                f"{', '.join(sorted(self.option_defaults)) or 'none'}"
-            )
         self.num_negatives = ctx.num_negatives
         self.objective: Objective | None = None
         if ctx.objective != NO_OBJECTIVE:
             self.objective = self.build_objective(ctx)
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Raise a one-line ValueError naming the method, the option, its value and what is
+        allowed (the suite loader calls it too, so a bad suite is refused before it runs)."""
+        for key, value in options.items():
+            if key not in cls.option_defaults:
+                raise ValueError(
+                    f"method {cls.name!r} has no option {key!r} (given {value!r}); allowed: "
+                    f"{', '.join(sorted(cls.option_defaults)) or 'none'}"
+                )
+            allowed, ok = cls.option_rules.get(key, ("", None))
+            if ok is not None and not ok(value):
+                raise ValueError(
+                    f"method {cls.name!r}: option {key}={value!r} is not allowed; "
+                    f"allowed: {allowed}"
+                )
 
     name: ClassVar[str] = ""
 

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from benchmark.encoders import mlp_head
 from benchmark.methods.base import (
+    COUNT,
+    UNIT,
     Batch,
     Context,
     Method,
@@ -36,19 +38,11 @@ class BYOL(Method):
 
     views = 2
     option_defaults = {"proj_dim": 64, "proj_hidden": 256, "momentum": 0.99}
+    option_rules = {"proj_dim": COUNT, "proj_hidden": COUNT, "momentum": UNIT}
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         o = self.options
-        for key in ("proj_dim", "proj_hidden"):
-            v = o[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"method 'byol': option {key} must be an integer >= 1; got {v!r}")
-        m = o["momentum"]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
-            raise ValueError(
-                f"method 'byol': option momentum must be a number in [0, 1); got {m!r}"
-            )
         self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
         self.predictor = mlp_head(o["proj_dim"], o["proj_hidden"], o["proj_dim"])
         self.target = momentum_copy(nn.Sequential(self.encoder, self.projector))

@@ -7,8 +7,18 @@ import math
 import torch
 from torch import Tensor, nn
 
+from benchmark import distributed
 from benchmark.encoders import mlp_head
-from benchmark.methods.base import ALL_OBJECTIVES, Batch, Context, Method, register_method
+from benchmark.methods.base import (
+    ALL_OBJECTIVES,
+    COUNT,
+    FLAG,
+    Batch,
+    Context,
+    Method,
+    one_of,
+    register_method,
+)
 from benchmark.objectives import pairwise_similarity
 
 # "clipped to prevent scaling the logits by more than 100" (Radford et al. 2021, sec. 2.5)
@@ -84,9 +94,14 @@ class CLIP(Method):
         "projection": "linear",
         "learn_temperature": True,
     }
+    option_rules = {
+        "proj_dim": COUNT,
+        "proj_hidden": COUNT,
+        "projection": one_of(*PROJECTIONS),
+        "learn_temperature": FLAG,
+    }
 
     def __init__(self, ctx: Context) -> None:
-        self.check_options({**self.option_defaults, **ctx.options})
         super().__init__(ctx)
         if ctx.x2_shape is None or ctx.make_encoder is None:
             raise ValueError(
@@ -95,21 +110,6 @@ class CLIP(Method):
         self.tower_b = ctx.make_encoder(ctx.x2_shape)
         self.proj_a = self._projection(ctx.encoder.out_dim)
         self.proj_b = self._projection(self.tower_b.out_dim)
-
-    @staticmethod
-    def check_options(o: dict) -> None:
-        """Raise ValueError naming the option, its value and what is allowed."""
-        if o["projection"] not in PROJECTIONS:
-            raise ValueError(
-                f"clip option projection={o['projection']!r}; allowed: {', '.join(PROJECTIONS)}"
-            )
-        if not isinstance(o["learn_temperature"], bool):
-            raise ValueError(
-                f"clip option learn_temperature={o['learn_temperature']!r}; allowed: true, false"
-            )
-        for key in ("proj_dim", "proj_hidden"):
-            if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
-                raise ValueError(f"clip option {key}={o[key]!r}; allowed: an integer >= 1")
 
     def _projection(self, d_in: int) -> nn.Module:
         o = self.options
@@ -141,6 +141,12 @@ class CLIP(Method):
         a = self.proj_a(self.encoder(self.augment(batch.x)))
         b = self.proj_b(self.tower_b(batch.x2))
         ids = batch.idx
+        if distributed.is_distributed():  # local anchors vs every process's other tower
+            all_a, all_b = distributed.gather(a), distributed.gather(b)
+            all_ids = distributed.gather_nograd(ids)
+            return 0.5 * (
+                self.objective(a, ids, all_b, all_ids) + self.objective(b, ids, all_a, all_ids)
+            )
         return 0.5 * (self.objective(a, ids, b, ids) + self.objective(b, ids, a, ids))
 
     @torch.no_grad()

@@ -7,7 +7,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from benchmark.methods.base import SCORE_OBJECTIVES, Batch, Context, Method, register_method
+from benchmark.methods.base import (
+    COUNT,
+    SCORE_OBJECTIVES,
+    Batch,
+    Context,
+    Method,
+    one_of,
+    or_,
+    register_method,
+)
 
 NEGATIVE_POOLS = ("batch", "all")
 TARGET_VIEWS = ("same", "independent")
@@ -101,26 +110,22 @@ class CPC(Method):
         "critic": "bilinear",
         "features": "context_mean",
     }
+    option_rules = {
+        "horizons": COUNT,
+        "first_horizon": or_(one_of("auto"), COUNT),
+        "context_dim": COUNT,
+        "negatives": one_of(*NEGATIVE_POOLS),
+        "target_view": one_of(*TARGET_VIEWS),
+        "critic": one_of(*CRITICS),
+        "features": one_of(*FEATURES),
+    }
 
     def __init__(self, ctx: Context) -> None:
-        opts = {**self.option_defaults, **ctx.options}
-        for key, allowed in (
-            ("negatives", NEGATIVE_POOLS),
-            ("target_view", TARGET_VIEWS),
-            ("critic", CRITICS),
-            ("features", FEATURES),
-        ):
-            if opts[key] not in allowed:
-                raise ValueError(f"cpc option {key}={opts[key]!r}; allowed: {', '.join(allowed)}")
-        if not (isinstance(opts["horizons"], int) and opts["horizons"] >= 1):
-            raise ValueError(f"cpc option horizons={opts['horizons']!r}; allowed: >= 1")
-        first = opts["first_horizon"]
-        if first != "auto" and not (isinstance(first, int) and first >= 1):
-            raise ValueError(f"cpc option first_horizon={first!r}; allowed: auto, >= 1")
         super().__init__(ctx)
         self.receptive_field, self.stride, self.steps = conv_geometry(
             ctx.encoder, ctx.input_shape[-1]
         )
+        opts, first = self.options, self.options["first_horizon"]
         k0 = math.ceil(self.receptive_field / self.stride) if first == "auto" else first
         self.ks = tuple(range(k0, k0 + opts["horizons"]))
         self.horizons = opts["horizons"]

@@ -9,7 +9,17 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.encoders.gcn import GCN
-from benchmark.methods.base import SCORE_OBJECTIVES, Batch, Context, Method, register_method
+from benchmark.methods.base import (
+    COUNT,
+    NONNEGATIVE,
+    SCORE_OBJECTIVES,
+    Batch,
+    Context,
+    Method,
+    one_of,
+    or_,
+    register_method,
+)
 
 # the paper's transductive setting (Cora, Citeseer, Pubmed; sec. 4.3 and the reference
 # code): a 1-layer GCN of 512 units with a PReLU (one shared slope, ``nn.PReLU()``),
@@ -86,23 +96,15 @@ class DGI(Method):
     data_kinds = ("graph",)
     full_graph = True
     option_defaults = {"preset": "none", "hidden": None, "patience": 0}
-
-    @staticmethod
-    def check_options(o: dict) -> None:
-        """Raise ValueError naming the option, its value and what is allowed."""
-        if o.get("preset", "none") not in PRESETS:
-            raise ValueError(f"dgi option preset={o['preset']!r}; allowed: {', '.join(PRESETS)}")
-        hidden, patience = o.get("hidden"), o.get("patience", 0)
-        if hidden is not None and (
-            isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1
-        ):
-            raise ValueError(f"dgi option hidden={hidden!r}; allowed: null or an integer >= 1")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"dgi option patience={patience!r}; allowed: an integer >= 0")
+    option_rules = {
+        "preset": one_of(*PRESETS),
+        "hidden": or_(("null", lambda v: v is None), COUNT),
+        "patience": NONNEGATIVE,
+    }
 
     def __init__(self, ctx: Context) -> None:
         given = ctx.options
-        self.check_options(given)
+        self.check_options(given)  # before the preset is read
         # the preset's settings, then the options given explicitly
         settings = {**PRESETS[given.get("preset", "none")]}
         settings.update({k: given[k] for k in ("hidden", "patience") if k in given})

@@ -6,7 +6,15 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.encoders import mlp_head
-from benchmark.methods.base import SCORE_OBJECTIVES, Batch, Context, Method, register_method
+from benchmark.methods.base import (
+    COUNT,
+    SCORE_OBJECTIVES,
+    Batch,
+    Context,
+    Method,
+    one_of,
+    register_method,
+)
 
 LOCAL_LAYERS = ("intermediate", "final")
 
@@ -54,9 +62,9 @@ class DIM(Method):
     objectives = SCORE_OBJECTIVES
     default_objective = "jsd"
     option_defaults = {"critic_dim": 64, "local_layer": "intermediate"}
+    option_rules = {"critic_dim": COUNT, "local_layer": one_of(*LOCAL_LAYERS)}
 
     def __init__(self, ctx: Context) -> None:
-        self.check_options({**self.option_defaults, **ctx.options})
         super().__init__(ctx)
         o = self.options
         e = o["critic_dim"]
@@ -65,17 +73,6 @@ class DIM(Method):
         self.global_head = mlp_head(ctx.encoder.out_dim, 2 * e, e)
         conv = nn.Conv2d if len(ctx.input_shape) == 3 else nn.Conv1d
         self.local_head = nn.Sequential(conv(channels, 2 * e, 1), nn.ReLU(), conv(2 * e, e, 1))
-
-    @staticmethod
-    def check_options(o: dict) -> None:
-        """Raise ValueError naming the option, its value and what is allowed."""
-        if o["local_layer"] not in LOCAL_LAYERS:
-            raise ValueError(
-                f"dim option local_layer={o['local_layer']!r}; allowed: {', '.join(LOCAL_LAYERS)}"
-            )
-        e = o["critic_dim"]
-        if isinstance(e, bool) or not isinstance(e, int) or e < 1:
-            raise ValueError(f"dim option critic_dim={e!r}; allowed: an integer >= 1")
 
     @torch.no_grad()
     def _local_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int]:

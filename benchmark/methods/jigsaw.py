@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.methods.base import Batch, Context, Method, register_method
+from benchmark.methods.base import FLAG, UNIT, Batch, Context, Method, register_method
 
 GRID = 2  # cells per side (images) or segments (sequences): 4 tiles, 24 permutations
 
@@ -47,9 +47,9 @@ class Jigsaw(Method):
 
     views = 4  # tiles
     option_defaults = {"gap": 0.075, "jitter": 0.075, "normalize_tiles": True}
+    option_rules = {"gap": UNIT, "jitter": UNIT, "normalize_tiles": FLAG}
 
     def __init__(self, ctx: Context) -> None:
-        self.check_options({**self.option_defaults, **ctx.options})
         super().__init__(ctx)
         # fail at build time, not at the first step, if the tiles would be empty
         if len(ctx.input_shape) == 3:
@@ -62,18 +62,6 @@ class Jigsaw(Method):
         self.head = nn.Sequential(
             nn.Linear(4 * d, 256), nn.ReLU(inplace=True), nn.Linear(256, len(perms))
         )
-
-    @staticmethod
-    def check_options(o: dict) -> None:
-        """Raise ValueError naming the option, its value and what is allowed."""
-        for key in ("gap", "jitter"):
-            value = o[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                raise ValueError(f"jigsaw option {key}={value!r}; allowed: a fraction in [0, 1)")
-        if not isinstance(o["normalize_tiles"], bool):
-            raise ValueError(
-                f"jigsaw option normalize_tiles={o['normalize_tiles']!r}; allowed: true, false"
-            )
 
     def layout(self, side: int, cells: int) -> tuple[int, int, int, int]:
         """(cell, tile, lowest offset in the cell, jitter) in pixels along a side of

@@ -6,9 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmark import distributed
 from benchmark.encoders import Head
 from benchmark.methods.base import (
     ALL_OBJECTIVES,
+    COUNT,
+    FLAG,
+    UNIT,
     Batch,
     Context,
     Method,
@@ -53,6 +57,7 @@ class MoCo(Method):
     objectives = ALL_OBJECTIVES
     views = 2
     default_objective = "infonce"
+    sync_batchnorm = False  # several processes: Shuffling BN stays per process (its design)
     option_defaults = {
         "queue_size": 1024,
         "momentum": 0.99,
@@ -61,18 +66,15 @@ class MoCo(Method):
         "batch_negatives": False,
         "shuffle_bn_groups": 4,
     }
+    option_rules = {
+        **dict.fromkeys(("queue_size", "proj_dim", "proj_hidden", "shuffle_bn_groups"), COUNT),
+        "momentum": UNIT,
+        "batch_negatives": FLAG,
+    }
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         o = self.options
-        for key in ("queue_size", "proj_dim", "proj_hidden", "shuffle_bn_groups"):
-            if not _is_int(o[key]) or o[key] < 1:
-                raise ValueError(_bad(key, "an integer >= 1", o[key]))
-        m = o["momentum"]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
-            raise ValueError(_bad("momentum", "a number in [0, 1)", m))
-        if not isinstance(o["batch_negatives"], bool):
-            raise ValueError(_bad("batch_negatives", "true or false", o["batch_negatives"]))
         d, h = ctx.encoder.out_dim, o["proj_hidden"]
         self.projector = Head([(d, h, False, True), (h, o["proj_dim"], False, False)])
         self.key_encoder = momentum_copy(nn.Sequential(self.encoder, self.projector))
@@ -89,7 +91,10 @@ class MoCo(Method):
     def training_loss(self, batch: Batch) -> Tensor:
         q, k = self.encode(self.augment(batch.x), self.augment(batch.x))
         loss = self.contrast(q, k, batch.idx)
-        self._enqueue(k, batch.idx)
+        if distributed.is_distributed():  # every process enqueues the global batch's keys
+            self._enqueue(distributed.gather_nograd(k), distributed.gather_nograd(batch.idx))
+        else:
+            self._enqueue(k, batch.idx)
         return loss
 
     def encode(self, x_query: Tensor, x_key: Tensor) -> tuple[Tensor, Tensor]:
@@ -107,7 +112,12 @@ class MoCo(Method):
         the other keys of the batch are negatives too."""
         b = len(q)
         queue, queue_ids = self.queue.clone(), self.queue_ids.clone()
-        eye = torch.eye(b, dtype=torch.bool, device=q.device)
+        if distributed.is_distributed() and self.options["batch_negatives"]:
+            k = distributed.gather_nograd(k)  # every process's keys; k_i at column offset + i
+            rows = distributed.offset(b) + torch.arange(b, device=q.device)
+            eye = torch.arange(len(k), device=q.device)[None, :] == rows[:, None]
+        else:
+            eye = torch.eye(b, dtype=torch.bool, device=q.device)
         pos = torch.cat([eye, torch.zeros(b, len(queue), dtype=torch.bool, device=q.device)], 1)
         batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
         queue_neg = ids[:, None] != queue_ids[None, :]  # never the anchor's own stale key
@@ -150,11 +160,3 @@ def in_groups(module: nn.Module, x: Tensor, groups: int, order: Tensor | None = 
         return torch.cat([module(chunk) for chunk in x.tensor_split(groups)])
     out = torch.cat([module(x[chunk]) for chunk in order.tensor_split(groups)])
     return out[torch.argsort(order)]  # out[j] belongs to sample order[j]
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _bad(key: str, allowed: str, got) -> str:
-    return f"method 'moco': option {key} must be {allowed}; got {got!r}"

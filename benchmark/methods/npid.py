@@ -8,8 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark import distributed
 from benchmark.encoders import mlp_head
-from benchmark.methods.base import ALL_OBJECTIVES, Batch, Context, Method, register_method
+from benchmark.methods.base import (
+    ALL_OBJECTIVES,
+    COUNT,
+    FLAG,
+    UNIT,
+    Batch,
+    Context,
+    Method,
+    one_of,
+    register_method,
+)
 from benchmark.objectives import Pairs
 
 NORMALIZERS = ("fixed", "batch")
@@ -47,20 +58,16 @@ class NPID(Method):
         "batch_negatives": False,
         "nce_normalizer": "fixed",
     }
+    option_rules = {
+        **dict.fromkeys(("bank_negatives", "proj_dim", "proj_hidden"), COUNT),
+        "bank_momentum": UNIT,
+        "batch_negatives": FLAG,
+        "nce_normalizer": one_of(*NORMALIZERS),
+    }
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         o = self.options
-        for key in ("bank_negatives", "proj_dim", "proj_hidden"):
-            if not _is_int(o[key]) or o[key] < 1:
-                raise ValueError(_bad(key, "an integer >= 1", o[key]))
-        m = o["bank_momentum"]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
-            raise ValueError(_bad("bank_momentum", "a number in [0, 1)", m))
-        if not isinstance(o["batch_negatives"], bool):
-            raise ValueError(_bad("batch_negatives", "true or false", o["batch_negatives"]))
-        if o["nce_normalizer"] not in NORMALIZERS:
-            raise ValueError(_bad("nce_normalizer", "one of fixed, batch", o["nce_normalizer"]))
         if ctx.num_train < 2:
             raise ValueError(f"method 'npid' needs >= 2 training samples; got {ctx.num_train}")
         self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
@@ -74,8 +81,14 @@ class NPID(Method):
 
     def training_loss(self, batch: Batch) -> Tensor:
         v = self.projector(self.encoder(self.augment(batch.x)))
-        loss = self.contrast(v, batch.idx, self.draw())
-        self.update_bank(batch.idx, v.detach())
+        if not distributed.is_distributed():
+            loss = self.contrast(v, batch.idx, self.draw())
+            self.update_bank(batch.idx, v.detach())
+            return loss
+        # several processes: one draw (rank 0's), one bank update per global batch
+        loss = self.contrast(v, batch.idx, distributed.broadcast(self.draw()))
+        ids, feats = distributed.gather_nograd(batch.idx), distributed.gather_nograd(v.detach())
+        self.update_bank(ids, feats)
         return loss
 
     def draw(self) -> Tensor:
@@ -94,15 +107,23 @@ class NPID(Method):
     def contrast(self, v: Tensor, ids: Tensor, drawn: Tensor) -> Tensor:
         """The objective over candidates [bank[ids] (B), bank[drawn] (K+1)]."""
         b = len(v)
-        eye = torch.eye(b, dtype=torch.bool, device=v.device)
+        cand = ids
+        if distributed.is_distributed() and self.options["batch_negatives"]:
+            cand = distributed.gather_nograd(ids)  # every process's entries; own at offset + i
+            rows = distributed.offset(b) + torch.arange(b, device=v.device)
+            eye = torch.arange(len(cand), device=v.device)[None, :] == rows[:, None]
+        else:
+            eye = torch.eye(b, dtype=torch.bool, device=v.device)
         pos = torch.cat([eye, torch.zeros(b, len(drawn), dtype=torch.bool, device=v.device)], 1)
         batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
         neg = torch.cat([batch_neg, self.noise_mask(ids, drawn)], 1)
-        pairs = self.objective.masked_pairs(v, self.bank[torch.cat([ids, drawn])], pos, neg)
+        pairs = self.objective.masked_pairs(v, self.bank[torch.cat([cand, drawn])], pos, neg)
         if self.objective.name != "nce" or self.options["nce_normalizer"] == "batch":
             return self.objective.spec.reduce(pairs, **self.objective.hparams)
         tau = self.objective.hparams["temperature"]
-        if torch.isnan(self.log_z):
+        if distributed.is_distributed() and torch.isnan(self.log_z):
+            self.log_z.copy_(gathered_log_mean_exp(pairs, tau))  # over every process's pairs
+        elif torch.isnan(self.log_z):
             self.log_z.copy_(log_mean_exp(pairs, tau))
         return nce_fixed(pairs, tau, self.log_z)
 
@@ -125,6 +146,16 @@ def log_mean_exp(pairs: Pairs, tau: float) -> Tensor:
     return torch.logsumexp(kept, 0) - math.log(len(kept))
 
 
+@torch.no_grad()
+def gathered_log_mean_exp(pairs: Pairs, tau: float) -> Tensor:
+    """:func:`log_mean_exp` over the pairs of every process (equal to it on one)."""
+    kept = pairs.sim[pairs.pos | pairs.neg] / tau
+    lse = torch.logsumexp(kept, 0).reshape(1)
+    count = torch.tensor([len(kept)], dtype=kept.dtype, device=kept.device)
+    lses, counts = distributed.gather_nograd(lse), distributed.gather_nograd(count)
+    return torch.logsumexp(lses, 0) - counts.sum().log()
+
+
 def nce_fixed(pairs: Pairs, tau: float, log_z: Tensor) -> Tensor:
     """The NCE loss of Wu et al. 2018 (eqs. 4-6, the official NCECriterion) with a given
     normaliser: P(i|f) = exp(s/tau) / Z, h = P / (P + k/n), so with log_z = log(Z / n)
@@ -136,11 +167,3 @@ def nce_fixed(pairs: Pairs, tau: float, log_z: Tensor) -> Tensor:
     logit_pos = pairs.sim[anchors, cols] / tau - log_z - log_k[anchors]
     logit = torch.where(pairs.neg, pairs.sim / tau - log_z - log_k[:, None], -math.inf)
     return F.softplus(-logit_pos).mean() + F.softplus(logit).sum(1)[anchors].mean()
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _bad(key: str, allowed: str, got) -> str:
-    return f"method 'npid': option {key} must be {allowed}; got {got!r}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from benchmark import distributed
 from benchmark.encoders import mlp_head
 from benchmark.methods.base import (
     ALL_OBJECTIVES,
@@ -31,7 +32,11 @@ class SimCLR(Method):
     def training_loss(self, batch: Batch) -> Tensor:
         views = torch.cat([self.augment(batch.x), self.augment(batch.x)])
         z = self.projector(self.encoder(views))
-        return self.objective(z, instance_labels(len(batch.x), 2, z.device))
+        labels = instance_labels(len(batch.x), 2, z.device)
+        if distributed.is_distributed():  # local anchors vs every process's views
+            labels = labels + distributed.offset(len(batch.x))
+            return distributed.gathered_loss(self.objective, z, labels)
+        return self.objective(z, labels)
 
     def effective_negatives(self, batch_size: int) -> int:
         return min(2 * batch_size - 2, self.num_negatives or 2 * batch_size)

@@ -99,8 +99,8 @@ def test_only_the_online_branch_has_the_predictor(prepared):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"momentum": 1.0}, r"option momentum must be a number in \[0, 1\); got 1.0"),
-        ({"proj_dim": 0}, "option proj_dim must be an integer >= 1; got 0"),
+        ({"momentum": 1.0}, r"option momentum=1.0 is not allowed; allowed: a number in \[0, 1\)"),
+        ({"proj_dim": 0}, "option proj_dim=0 is not allowed; allowed: an integer >= 1"),
     ],
 )
 def test_bad_options_raise_one_line_errors(prepared, options, message):

@@ -114,9 +114,12 @@ def test_effective_negatives(prepared):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"projection": "deep"}, "projection='deep'; allowed: linear, mlp"),
-        ({"learn_temperature": "yes"}, "learn_temperature='yes'; allowed: true, false"),
-        ({"proj_dim": 0}, "proj_dim=0; allowed: an integer >= 1"),
+        ({"projection": "deep"}, "projection='deep' is not allowed; allowed: linear, mlp"),
+        (
+            {"learn_temperature": "yes"},
+            "learn_temperature='yes' is not allowed; allowed: true or false",
+        ),
+        ({"proj_dim": 0}, "proj_dim=0 is not allowed; allowed: an integer >= 1"),
         ({"nope": 1}, "no option 'nope'.*allowed: learn_temperature, proj_dim"),
     ],
 )

@@ -267,12 +267,15 @@ def test_first_horizon_can_be_set(prepared):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"negatives": "queue"}, "negatives='queue'; allowed: batch, all"),
-        ({"target_view": "other"}, "target_view='other'; allowed: same, independent"),
-        ({"critic": "mlp"}, "critic='mlp'; allowed: bilinear, cosine"),
-        ({"features": "z"}, "features='z'; allowed: context, context_mean, pooled"),
-        ({"horizons": 0}, "horizons=0; allowed: >= 1"),
-        ({"first_horizon": 0}, "first_horizon=0; allowed: auto, >= 1"),
+        ({"negatives": "queue"}, "negatives='queue' is not allowed; allowed: batch, all"),
+        (
+            {"target_view": "other"},
+            "target_view='other' is not allowed; allowed: same, independent",
+        ),
+        ({"critic": "mlp"}, "critic='mlp' is not allowed; allowed: bilinear, cosine"),
+        ({"features": "z"}, "features='z' is not allowed; allowed: context, context_mean, pooled"),
+        ({"horizons": 0}, "horizons=0 is not allowed; allowed: an integer >= 1"),
+        ({"first_horizon": 0}, "first_horizon=0 is not allowed; allowed: auto or an integer >= 1"),
         ({"horizons": 6}, r"horizons k = 5\.\.10 need more than the 10 time steps"),
     ],
 )

@@ -151,9 +151,9 @@ def test_early_stopping_in_the_training_loop(prepared, monkeypatch):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"preset": "cora"}, "preset='cora'; allowed: none, paper"),
-        ({"hidden": 0}, "hidden=0; allowed: null or an integer >= 1"),
-        ({"patience": -1}, "patience=-1; allowed: an integer >= 0"),
+        ({"preset": "cora"}, "preset='cora' is not allowed; allowed: none, paper"),
+        ({"hidden": 0}, "hidden=0 is not allowed; allowed: null or an integer >= 1"),
+        ({"patience": -1}, "patience=-1 is not allowed; allowed: an integer >= 0"),
         ({"layers": 2}, "no option 'layers'.*allowed: hidden, patience, preset"),
     ],
 )
@@ -171,5 +171,5 @@ def test_corrupt_and_readout_are_the_methods_own():
 
 def test_options_are_checked_before_building():
     DGI.check_options({**DGI.option_defaults, "preset": "paper"})
-    with pytest.raises(ValueError, match="patience=1.5; allowed: an integer >= 0"):
+    with pytest.raises(ValueError, match="patience=1.5 is not allowed; allowed: an integer >= 0"):
         DGI.check_options({**DGI.option_defaults, "patience": 1.5})

@@ -127,8 +127,11 @@ def test_sequences_and_resnet(prepared):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"local_layer": "first"}, "local_layer='first'; allowed: intermediate, final"),
-        ({"critic_dim": 0}, "critic_dim=0; allowed: an integer >= 1"),
+        (
+            {"local_layer": "first"},
+            "local_layer='first' is not allowed; allowed: intermediate, final",
+        ),
+        ({"critic_dim": 0}, "critic_dim=0 is not allowed; allowed: an integer >= 1"),
         ({"global_dim": 8}, "no option 'global_dim'.*allowed: critic_dim, local_layer"),
     ],
 )

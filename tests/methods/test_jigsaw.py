@@ -104,9 +104,9 @@ def test_no_negatives():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"gap": 1.5}, "gap=1.5; allowed: a fraction in"),
-        ({"jitter": "big"}, "jitter='big'; allowed: a fraction in"),
-        ({"normalize_tiles": 1}, "normalize_tiles=1; allowed: true, false"),
+        ({"gap": 1.5}, "gap=1.5 is not allowed; allowed: a number in"),
+        ({"jitter": "big"}, "jitter='big' is not allowed; allowed: a number in"),
+        ({"normalize_tiles": 1}, "normalize_tiles=1 is not allowed; allowed: true or false"),
         ({"gap": 0.5, "jitter": 0.5}, "leave no tile in a 4-pixel cell"),
         ({"grid": 3}, "no option 'grid'.*allowed: gap, jitter, normalize_tiles"),
     ],
@@ -117,5 +117,5 @@ def test_bad_options_name_what_is_allowed(options, message):
 
 
 def test_options_are_checked_before_building():
-    with pytest.raises(ValueError, match="gap=-0.1; allowed: a fraction"):
+    with pytest.raises(ValueError, match="gap=-0.1 is not allowed; allowed: a number in"):
         Jigsaw.check_options({**Jigsaw.option_defaults, "gap": -0.1})

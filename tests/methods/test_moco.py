@@ -198,13 +198,19 @@ def test_shuffling_bn_normalises_each_key_group_with_its_own_statistics(prepared
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"queue_size": 0}, "option queue_size must be an integer >= 1; got 0"),
-        ({"queue_size": -4}, "option queue_size must be an integer >= 1; got -4"),
-        ({"queue_size": 2.5}, "option queue_size must be an integer >= 1; got 2.5"),
-        ({"momentum": 1.0}, r"option momentum must be a number in \[0, 1\); got 1.0"),
-        ({"momentum": -0.1}, r"option momentum must be a number in \[0, 1\); got -0.1"),
-        ({"shuffle_bn_groups": 0}, "option shuffle_bn_groups must be an integer >= 1; got 0"),
-        ({"batch_negatives": "yes"}, "option batch_negatives must be true or false; got 'yes'"),
+        ({"queue_size": 0}, "option queue_size=0 is not allowed; allowed: an integer >= 1"),
+        ({"queue_size": -4}, "option queue_size=-4 is not allowed; allowed: an integer >= 1"),
+        ({"queue_size": 2.5}, "option queue_size=2.5 is not allowed; allowed: an integer >= 1"),
+        ({"momentum": 1.0}, r"option momentum=1.0 is not allowed; allowed: a number in \[0, 1\)"),
+        ({"momentum": -0.1}, r"option momentum=-0.1 is not allowed; allowed: a number in \[0, 1\)"),
+        (
+            {"shuffle_bn_groups": 0},
+            "option shuffle_bn_groups=0 is not allowed; allowed: an integer >= 1",
+        ),
+        (
+            {"batch_negatives": "yes"},
+            "option batch_negatives='yes' is not allowed; allowed: true or false",
+        ),
     ],
 )
 def test_bad_options_raise_one_line_errors(prepared, options, message):

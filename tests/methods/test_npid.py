@@ -184,11 +184,20 @@ def test_other_objectives_see_the_same_candidates(prepared):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"bank_negatives": 0}, "option bank_negatives must be an integer >= 1; got 0"),
-        ({"bank_negatives": 1.5}, "option bank_negatives must be an integer >= 1; got 1.5"),
-        ({"bank_momentum": 1}, r"option bank_momentum must be a number in \[0, 1\); got 1"),
-        ({"nce_normalizer": "z"}, "option nce_normalizer must be one of fixed, batch; got 'z'"),
-        ({"batch_negatives": 1}, "option batch_negatives must be true or false; got 1"),
+        ({"bank_negatives": 0}, "option bank_negatives=0 is not allowed; allowed: an integer >= 1"),
+        (
+            {"bank_negatives": 1.5},
+            "option bank_negatives=1.5 is not allowed; allowed: an integer >= 1",
+        ),
+        (
+            {"bank_momentum": 1},
+            r"option bank_momentum=1 is not allowed; allowed: a number in \[0, 1\)",
+        ),
+        (
+            {"nce_normalizer": "z"},
+            "option nce_normalizer='z' is not allowed; allowed: fixed, batch",
+        ),
+        ({"batch_negatives": 1}, "option batch_negatives=1 is not allowed; allowed: true or false"),
     ],
 )
 def test_bad_options_raise_one_line_errors(prepared, options, message):
