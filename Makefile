@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test lint
+.PHONY: install run test lint servers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,7 +23,16 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro; code=$$?; \
 	$(BIN)/python -m benchmark summary; exit $$code
 
-test: install
+# PostgreSQL for tests/test_engines_*.py (which start a throwaway cluster on 127.0.0.1 and
+# an `mlflow server`): Debian's package when missing, installed as root (CI runs as root)
+servers:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends postgresql >/dev/null; \
+	else echo "PostgreSQL is missing: apt-get install -y postgresql (as root)" >&2; exit 1; fi
+
+test: install servers
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 lint: install

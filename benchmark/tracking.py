@@ -13,6 +13,15 @@ stage keeps every finished cell. ``flush`` (called by the ``results`` and ``repo
 stages) writes the journals to MLflow with their original times and deletes them. The
 reason is cost: importing MLflow and opening its store takes ~5 s, which 60 tune/train
 stages would otherwise pay one after another.
+
+Credentials never reach a file: a journal stores its tracking URI redacted
+(``redact``: ``https://user:***@host``, ``postgresql://user:***@host/db``), and ``flush``
+takes the password back from the environment at delivery time: ``MLFLOW_TRACKING_URI``
+when its redacted form is the journal's URI (for an HTTP server, MLflow's own
+``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` keep the password out of the
+URI altogether). A journal whose server is unreachable (or whose password is not in the
+environment) is kept, with a warning, and delivered by the next ``flush``: a flush never
+fails the stage that calls it, and never loses or duplicates a run.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import functools
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 JOURNAL_DIR = Path(".mlflow-journal")
@@ -46,6 +57,100 @@ def _mlflow():
 
 def tracking_uri(uri: str | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or uri or DEFAULT_URI
+
+
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "token", "secret", "access_token"})
+
+
+def redact(url: object) -> object:
+    """``url`` without its password (``scheme://user:***@host/...``; a ``password=``,
+    ``token=``... query value too). Anything that is not such a URL comes back unchanged;
+    so does a URL without credentials, character for character."""
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    out, netloc, query = url, parts.netloc, parts.query
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:  # edited in place: urlunsplit would drop sqlite:////'s slashes
+            out = out.replace(netloc, f"{userinfo.split(':', 1)[0]}:***@{host}", 1)
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
+            hidden = "&".join(
+                f"{k}=***" if k.lower() in _SECRET_QUERY_KEYS else f"{k}={v}" for k, v in pairs
+            )
+            out = out.replace(f"?{query}", f"?{hidden}", 1)
+    return out
+
+
+class MissingCredentials(RuntimeError):
+    pass
+
+
+def delivery_uri(stored: str) -> str:
+    """The URI to deliver a journal to: its stored (redacted) URI, with the password taken
+    from ``MLFLOW_TRACKING_URI`` when that is the same URI with its credentials."""
+    if redact(stored) == stored and "***" not in stored:
+        return stored
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env and redact(env) == stored:
+        return env
+    raise MissingCredentials(
+        f"the journal's MLflow URI {stored} needs its password: set MLFLOW_TRACKING_URI to "
+        "that URI with the password"
+    )
+
+
+def _unreachable(uri: str, timeout: float = 3.0) -> str | None:
+    """Why an HTTP tracking server does not answer (None when it does, or for a database)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import urllib.error
+    import urllib.request
+
+    base = urlsplit(uri)
+    host = base.hostname or ""
+    port = f":{base.port}" if base.port else ""
+    url = urlunsplit((base.scheme, host + port, base.path.rstrip("/") + "/health", "", ""))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+            return None if resp.status < 500 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as err:
+        return None if err.code < 500 else f"HTTP {err.code}"  # up, /health not served
+    except OSError as err:
+        return f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+
+
+@contextlib.contextmanager
+def _few_http_retries() -> Iterator[None]:
+    """MLflow retries a failing request 7 times with exponential backoff (minutes): a
+    server that goes away mid-flush should cost seconds; the journal is kept anyway."""
+    saved = {k: os.environ.get(k) for k in _HTTP_LIMITS}
+    for k, v in _HTTP_LIMITS.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def _warn(msg: str) -> None:
+    print(f"tracking: {msg}", file=sys.stderr, flush=True)
 
 
 @functools.cache  # one subprocess per process, not one per logged cell
@@ -84,7 +189,7 @@ def stage_run(
         {
             "type": "stage",
             "id": run_id,
-            "uri": tracking_uri(uri),
+            "uri": redact(tracking_uri(uri)),  # the password is never written
             "suite": suite,
             "stage": stage,
             "params": {k: _param(v) for k, v in (params or {}).items()},
@@ -115,10 +220,14 @@ def log_cell(
     kind: str = "cell",
     run_name: str | None = None,
     start_ms: int | None = None,
+    slot: str | None = None,
 ) -> None:
     """A nested run under the active stage run: params, per-epoch history, final metrics.
 
-    ``flush`` skips it when a finished run with the same config hash (and kind) exists.
+    ``flush`` skips it when a finished run with the same config hash, code digest and kind
+    exists. ``slot`` names the grid position the run fills (default: its config hash): a
+    new run in a slot supersedes the slot's earlier runs (other code, or other tuned
+    hyperparameters after a re-tune).
     """
     if _active is None:
         raise RuntimeError("tracking.log_cell outside tracking.stage_run")
@@ -135,6 +244,7 @@ def log_cell(
                 "kind": kind,
                 "config_hash": row["config_hash"],
                 "code_digest": str(row.get("code_digest") or ""),
+                "slot": slot or row["config_hash"],
                 "dvc_stage": stage,
                 "git_commit": git_commit(),
                 "suite": suite,
@@ -197,12 +307,36 @@ def flush(directory: Path = JOURNAL_DIR) -> int:
     if not pending(directory):
         return 0
     created = 0
-    with _flush_lock(directory):  # the warm server may be flushing in the background
+    down: dict[str, str] = {}  # stored URI -> why its journals stay for the next flush
+    kept = 0
+    with _flush_lock(directory), _few_http_retries():  # the warm server may be flushing too
         for path in pending(directory):
             records = _read(path)
-            if records and records[0].get("type") == "stage":
-                created += _flush_one(records)
+            if not records or records[0].get("type") != "stage":
+                path.unlink()
+                continue
+            stored = records[0]["uri"]
+            if stored in down:
+                kept += 1
+                continue
+            try:
+                uri = delivery_uri(stored)
+                reason = _unreachable(uri)
+                if reason is None:
+                    created += _flush_one(records, uri)
+            except Exception as err:  # the server went away mid-way, a bad password...
+                reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+            if reason is not None:
+                down[stored] = reason
+                kept += 1
+                continue
             path.unlink()
+    for stored, reason in down.items():
+        _warn(
+            f"MLflow at {stored} not reached ({reason}); {kept} journal(s) kept in "
+            f"{directory}/ for the next `results` or `report` stage (or `python -m "
+            "benchmark results`), which delivers them without duplicates"
+        )
     return created
 
 
@@ -221,19 +355,25 @@ def _flush_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _flush_one(records: list[dict]) -> int:
+def _flush_one(records: list[dict], uri: str | None = None) -> int:
     from mlflow.entities import Metric, Param
 
     mlflow = _mlflow()
     head, body = records[0], records[1:]
     end = next((r for r in body if r["type"] == "end"), None)
     cells = [r for r in body if r["type"] != "end"]
-    client = mlflow.MlflowClient(tracking_uri=head["uri"])
+    client = mlflow.MlflowClient(tracking_uri=uri or delivery_uri(head["uri"]))
     exp = _experiment(client, head["suite"])
     parents = client.search_runs([exp], f"tags.journal_id = '{head['id']}'", max_results=1)
     created = 0
     if parents:
         parent = parents[0].info.run_id
+        # a flush cut short (the server went away) may have left a cell run it created
+        # but never finished: deleted here and created again, so it is never doubled
+        for run in client.search_runs(
+            [exp], f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
+        ):
+            client.delete_run(run.info.run_id)
     else:
         parent = client.create_run(
             exp,
@@ -256,11 +396,11 @@ def _flush_one(records: list[dict]) -> int:
         if key in logged:
             # trained before with this very code (an edit was reverted): the earlier run
             # is current again instead of a duplicate of it
-            run_id, superseded = logged[key]
+            run_id, superseded, slot = logged[key]
             if superseded:
-                _supersede(client, logged, key, run_id)
+                _supersede(client, logged, key, slot, run_id)
                 client.set_tag(run_id, "superseded", "false")
-                logged[key] = (run_id, False)
+                logged[key] = (run_id, False, slot)
             continue
         run = client.create_run(
             exp,
@@ -278,8 +418,9 @@ def _flush_one(records: list[dict]) -> int:
         params = [Param(k, v) for k, v in rec["params"].items()]
         _log_batch(client, run, metrics=metrics, params=params)
         client.set_terminated(run, "FINISHED", end_time=rec["end"])
-        _supersede(client, logged, key, run)
-        logged[key] = (run, False)
+        slot = tags.get("slot", key[0])
+        _supersede(client, logged, key, slot, run)
+        logged[key] = (run, False, slot)
         created += 1
     client.set_terminated(
         parent,
@@ -304,10 +445,10 @@ def _experiment(client, suite: str) -> str:
     return exp.experiment_id if exp else client.create_experiment(name)
 
 
-def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[str, bool]]:
-    """(config_hash, code_digest, kind) -> (run id, superseded) of every finished cell or
-    trial run a stage has logged: one search per journal instead of one per cell."""
-    found: dict[tuple[str, str, str], tuple[str, bool]] = {}
+def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[str, bool, str]]:
+    """(config_hash, code_digest, kind) -> (run id, superseded, slot) of every finished cell
+    or trial run a stage has logged: one search per journal instead of one per cell."""
+    found: dict[tuple[str, str, str], tuple[str, bool, str]] = {}
     token = None
     while True:
         page = client.search_runs(
@@ -320,25 +461,36 @@ def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[st
             tags = run.data.tags
             if "config_hash" in tags:
                 key = (tags["config_hash"], tags.get("code_digest", ""), tags.get("kind", ""))
-                found[key] = (run.info.run_id, tags.get("superseded") == "true")
+                superseded = tags.get("superseded") == "true"
+                found[key] = (run.info.run_id, superseded, tags.get("slot", key[0]))
         token = page.token
         if not token:
             return found
 
 
-def _supersede(client, logged: dict, key: tuple[str, str, str], by: str) -> None:
-    """Tag the runs of the same cell (config hash and kind) made by other code
-    ``superseded``: they are kept, never deleted, and point to the run that replaced them."""
-    for other, (run_id, superseded) in list(logged.items()):
-        if other[0] == key[0] and other[2] == key[2] and other != key and not superseded:
+def _supersede(client, logged: dict, key: tuple[str, str, str], slot: str, by: str) -> None:
+    """Tag the other runs of the same slot and kind ``superseded``: they are kept, never
+    deleted, and point to the run that replaced them (``superseded_by``)."""
+    for other, (run_id, superseded, other_slot) in list(logged.items()):
+        if other_slot == slot and other[2] == key[2] and other != key and not superseded:
             client.set_tag(run_id, "superseded", "true")
             client.set_tag(run_id, "superseded_by", by)
-            logged[other] = (run_id, True)
+            logged[other] = (run_id, True, other_slot)
 
 
 def log_report_artifacts(suite: str, paths: list[Path]) -> None:
-    """Write pending journals, then attach the report's tables and figures to a report run."""
+    """Write pending journals, then attach the report's tables and figures to a report run.
+
+    With the tracking server unreachable the report is still written (under reports/),
+    and its artifacts are logged by the next report stage."""
     flush()
+    reason = _unreachable(tracking_uri())
+    if reason is not None:
+        _warn(
+            f"MLflow at {redact(tracking_uri())} not reached ({reason}): report artifacts "
+            "not logged this time"
+        )
+        return
     mlflow = _mlflow()
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
@@ -356,5 +508,5 @@ def log_report_artifacts(suite: str, paths: list[Path]) -> None:
 
 
 def _param(v) -> str:
-    s = str(v)
+    s = str(redact(v))
     return s if len(s) < 500 else s[:497] + "..."

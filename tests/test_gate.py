@@ -41,12 +41,16 @@ def gate(tmp_path_factory):
     return repo
 
 
-def _rows(repo: Path) -> dict[tuple, str]:
-    """(method, objective, config_hash, sweep) -> the row's CSV line."""
+KEY = ["method", "objective", "dataset", "encoder", "sweep", "batch_size", "negatives", "tuned"]
+
+
+def _rows(repo: Path) -> dict[tuple, tuple[str, str]]:
+    """A row's grid position (its suite settings and seed: not its tuned hyperparameters,
+    which a re-tune may change) -> (its config hash, its CSV line)."""
     lines = (repo / "reports" / "results.csv").read_text().splitlines()
     df = pd.read_csv(repo / "reports" / "results.csv")
-    keys = zip(df["method"], df["objective"], df["config_hash"], df["sweep"], strict=True)
-    return dict(zip(keys, lines[1:], strict=True))
+    keys = zip(*(df[k] for k in [*KEY, "seed"]), strict=True)
+    return dict(zip(keys, zip(df["config_hash"], lines[1:], strict=True), strict=True))
 
 
 def _cell_runs(repo: Path) -> list:
@@ -62,7 +66,7 @@ def _failing(repo: Path) -> list[dict]:
 
 
 def _plant_and_revert(repo: Path, path: Path, planted: str, hit) -> None:
-    before, runs_before = _rows(repo), len(_cell_runs(repo))
+    before, runs_before = _rows(repo), _cell_runs(repo)
     original = path.read_text()
     path.write_text(planted)
     proc = _dvc(repo, "repro", timeout=1800)
@@ -73,20 +77,29 @@ def _plant_and_revert(repo: Path, path: Path, planted: str, hit) -> None:
     assert set(after) == set(before)
     for key in before:  # every other row byte-identical; every hit row retrained
         assert (after[key] == before[key]) != (key in hit_keys), key
-    retrained = {k[2] for k in hit_keys}  # one run per trained config (sweep copies share it)
+    # one new MLflow run per trained configuration (sweeps that share one share its run);
+    # the runs of the replaced cells are kept, tagged superseded
+    trained = {after[k][0] for k in hit_keys}
     runs = _cell_runs(repo)
-    assert len(runs) == runs_before + len(retrained)
-    superseded = [r for r in runs if r.data.tags.get("superseded") == "true"]
-    assert {r.data.tags["config_hash"] for r in superseded} >= retrained
+    assert len(runs) == len(runs_before) + len(trained)
+    replaced = {before[k][0] for k in hit_keys}
+    old = [r for r in runs if r.info.run_id in {b.info.run_id for b in runs_before}]
+    for r in old:
+        assert (r.data.tags.get("superseded") == "true") == (r.data.tags["config_hash"] in replaced)
     failing = _failing(repo)
-    assert failing and all(hit((f["method"], f["objective"], None, None)) for f in failing)
+    assert failing and all(hit((f["method"], f["objective"])) for f in failing)
     assert str(path.relative_to(repo)) in proc.stdout  # the table names the changed file
 
     path.write_text(original)
     proc = _dvc(repo, "repro", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _rows(repo) == before  # retrained again, the same numbers (deterministic CPU)
-    assert len(_cell_runs(repo)) == runs_before + len(retrained)  # the old runs reinstated
+    runs = _cell_runs(repo)
+    assert len(runs) == len(runs_before) + len(trained)  # the first runs current again
+    current = {r.info.run_id for r in runs if r.data.tags.get("superseded") != "true"}
+    assert current == {
+        r.info.run_id for r in runs_before if r.data.tags.get("superseded") != "true"
+    }
     assert not _failing(repo)
 
 

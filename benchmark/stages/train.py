@@ -5,6 +5,8 @@ A cell is the unit of work: when it finishes its row is added to
 loses at most the unfinished cell; the next run skips every cell whose ``config_hash`` and
 ``code_digest`` (the source it ran, ``benchmark.sources``) are already there, and
 retrains a cell whose code changed. Rows of cells no longer in the suite are dropped.
+Cells train in local worker processes, or as Slurm jobs (``executor: slurm``, see
+``benchmark/executor.py``); either way their rows come back here and are written the same.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ from benchmark.stages.common import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair", required=True, help="METHOD-OBJECTIVE, e.g. simclr-triplet")
     parser.add_argument("--params", default="params.yaml")
+
+
+def cell_slot(cell: dict) -> str:
+    """The grid position a cell fills, whatever its tuned hyperparameters and code: the
+    suite's settings of the cell (not its sweep: a configuration shared by two sweeps is
+    one run). Its MLflow run supersedes the earlier runs of the same slot."""
+    import hashlib
+
+    keys = {k: v for k, v in cell.items() if k not in ("sweep", "pair")}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def cell_config(cell: dict, tuned: dict):
@@ -147,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from benchmark import tracking
+    from benchmark import executor, tracking
 
     stage = f"train@{args.pair}"
     # rows already trained (with this code) under another sweep are copied, not re-run
@@ -181,13 +193,16 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(
             total=len(todo), desc=stage, unit="cell", disable=not params.progress, file=sys.stderr
         )
-        for cell, _cfg, row, history, seconds in run_many(fresh, params.workers, params.progress):
+        # params.executor: local processes (run_many), or Slurm / submitit-local job arrays
+        cells_done = executor.run_cells(fresh, params, args.pair, digest)
+        for cell, _cfg, row, history, seconds in cells_done:
             tracking.log_cell(
                 suite.name,
                 stage,
                 params={**cell, "config_hash": row["config_hash"]},
                 row=row,
                 history=history,
+                slot=cell_slot(cell),
             )
             finish(cell, row, seconds)
         for cell, cfg in copies + waiting:
