@@ -10,6 +10,7 @@ import argparse
 import errno
 import importlib
 import sys
+import warnings
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -36,8 +37,17 @@ class UserError(Exception):
     """Bad input: printed as one line, exit code 2, no traceback."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad flag or subcommand is one line on stderr and exit code 2, like every other bad
+    input (argparse would print the whole usage text first)."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m benchmark",
         description=(
             "Reference benchmark suite for contrastive representation learning. "
@@ -57,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    # torch_geometric's import-time notice about torch.jit.script, on every stage
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args()
     module = importlib.import_module(SUBCOMMANDS[args.command][0])

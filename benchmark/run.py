@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 
 from benchmark.cli import UserError
 
@@ -63,13 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (1 is fastest for small cells on a shared CPU)",
     )
     parser.add_argument("--no-progress", action="store_true")
-    # a bad flag is one line too (argparse would print the whole usage first)
-    parser.error = lambda message: _usage_error(parser, message)
-
-
-def _usage_error(parser: argparse.ArgumentParser, message: str):
-    print(f"error: {parser.prog}: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(2)
 
 
 MAX_SEED = 2**32 - 1

@@ -64,11 +64,14 @@ class CellConfig:
         if self.objective == NO_OBJECTIVE:
             return {}
         spec = OBJECTIVES.get(self.objective).hyperparameters
-        out = {}
-        if self.temperature is not None and "temperature" in spec:
-            out["temperature"] = self.temperature
-        if self.margin is not None and "margin" in spec:
-            out["margin"] = self.margin
+        given = {"temperature": self.temperature, "margin": self.margin}
+        out = {k: v for k, v in given.items() if v is not None}
+        for key in out:
+            if key not in spec:
+                raise ValueError(
+                    f"objective {self.objective!r} has no {key}; its hyperparameters: "
+                    f"{', '.join(spec) or 'none'}"
+                )
         return out
 
 

@@ -9,7 +9,6 @@ once under data/prepared/ (atomic writes) and reused by every cell.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from benchmark.cli import UserError
@@ -26,13 +25,6 @@ from benchmark.config import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml")
-    # a bad flag is one line too (argparse would print the whole usage first)
-    parser.error = lambda message: _usage_error(parser, message)
-
-
-def _usage_error(parser: argparse.ArgumentParser, message: str):
-    print(f"error: {parser.prog}: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(2)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -104,6 +104,8 @@ class Objective(nn.Module):
         self.hparams = {**spec.hyperparameters, **hyperparameters}
         if "temperature" in self.hparams and not self.hparams["temperature"] > 0:
             raise ValueError(f"temperature must be > 0, got {self.hparams['temperature']}")
+        if "margin" in self.hparams and not 0 <= self.hparams["margin"] < float("inf"):
+            raise ValueError(f"margin must be finite and >= 0, got {self.hparams['margin']}")
         similarity = spec.metric if similarity is None else similarity
         if isinstance(similarity, str):
             if similarity not in METRICS:
