@@ -79,7 +79,7 @@ def stages() -> dict:
                 "foreach": {k: _pair_item(*v) for k, v in tuned.items()},
                 "do": {
                     "cmd": "python -m benchmark tune --pair ${key}",
-                    "deps": [*pair_deps, "benchmark/tune.py"],
+                    "deps": [*pair_deps, "benchmark/tune"],
                     "params": ["suite", "tune", *STAGE_PARAMS[1:]],
                     "outs": [
                         {f"reports/{d}/${{key}}.{ext}": {"cache": False, "persist": True}}

@@ -1,0 +1,99 @@
+"""A suite's grid: blocks expanded into cells, pairs, default encoders, data keys."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from benchmark.config.models import Block, Params, Suite
+
+
+def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> list[dict]:
+    params = params or Params()
+    encoder = block.encoder or DEFAULT_ENCODER.get(block.dataset, "mlp")
+    epochs = block.epochs if block.epochs is not None else suite.epochs
+    epochs = max(1, round(epochs * params.epochs_scale)) if epochs else 0
+    seeds = params.seeds or block.seeds or suite.seeds
+    keys = list(block.options)
+    combos = list(itertools.product(*block.options.values())) or [()]
+    cells = []
+    for objective in block_objectives(block):
+        for b, k, combo, seed in itertools.product(
+            block.batch_sizes, block.negatives, combos, seeds
+        ):
+            cells.append(
+                {
+                    "pair": pair_name(block.method, objective),
+                    "sweep": block.sweep,
+                    "tuned": block.tuned,
+                    "method": block.method,
+                    "objective": objective,
+                    "dataset": block.dataset,
+                    "encoder": encoder,
+                    "batch_size": b,
+                    "negatives": k,
+                    "seed": seed,
+                    "epochs": epochs,
+                    "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
+                    "lr": block.lr or suite.lr,
+                    "method_options": dict(zip(keys, combo, strict=True)),
+                    "dataset_options": dict(block.dataset_options),
+                    "data_root": block.data_root,
+                }
+            )
+    return cells
+
+
+def data_key(block: Block) -> tuple:
+    """What identifies a block's prepared data (dataset, data root, options)."""
+    options = tuple(
+        sorted(
+            (k, json.dumps(v, sort_keys=True, default=repr))
+            for k, v in block.dataset_options.items()
+        )
+    )
+    return (block.dataset, block.data_root, options)
+
+
+def block_objectives(block: Block) -> list[str]:
+    from benchmark.compat import NO_OBJECTIVE, compatible_objectives
+
+    if block.objectives == "all":
+        return list(compatible_objectives(block.method))
+    if block.objectives == "none":
+        return [NO_OBJECTIVE]
+    return list(block.objectives)
+
+
+DEFAULT_ENCODER = {
+    "digits": "cnn2d",
+    "mnist": "cnn2d",
+    "cifar10": "resnet18",
+    "stl10": "resnet18",
+    "mnist1d": "cnn1d",
+    "mnist1d_pairs": "cnn1d",
+    "csbm": "gcn",
+    "cora": "gcn",
+    "gaussian_mi": "mlp",
+}
+
+
+# the encoder for each kind of data when neither the block nor the dataset names one
+KIND_ENCODER = {"image": "cnn2d", "sequence": "cnn1d", "graph": "gcn", "vectors": "mlp"}
+
+
+def pair_name(method: str, objective: str) -> str:
+    return f"{method}-{objective}"
+
+
+def suite_cells(suite: Suite, params: Params | None = None) -> list[dict]:
+    """Every cell of the suite as a dict: CellConfig fields plus sweep, tuned, pair."""
+    return [cell for block in suite.blocks for cell in _block_cells(suite, block, params)]
+
+
+def suite_pairs(suite: Suite) -> list[str]:
+    seen: dict[str, None] = {}
+    for block in suite.blocks:
+        for objective in block_objectives(block):
+            seen[pair_name(block.method, objective)] = None
+    return list(seen)

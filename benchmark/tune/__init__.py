@@ -1,0 +1,278 @@
+"""`python -m benchmark tune --pair METHOD-OBJECTIVE`: an Optuna study on the validation split.
+
+Every objective gets the same budget (Musgrave et al. 2020): ``tune.trials`` trials of
+``tuning.epochs`` epochs (or the block's ``tuning_epochs``) at ``tuning.batch_size`` or the
+pair's first cell's batch size if smaller (a temperature tuned for 255 negatives does not
+carry over to 63), a seeded TPE sampler and a median
+pruner fed the per-epoch validation kNN accuracy (cheap); a trial's value is the linear
+probe's validation accuracy. Diverged or failing trials are recorded as FAIL and the study
+goes on. Studies live in ``tune.storage`` (default ``sqlite:///optuna.db``) under a name
+that includes the search space, so a re-run continues the same study and a changed space
+starts a new one. The best values go to ``reports/tuned/<pair>.json``, which the pair's
+train stage reads; the trials go to ``reports/trials/<pair>.csv`` for the report.
+
+The budget: a study is done when ``trial_budget`` trials *count*, and a trial counts when
+it is COMPLETE, PRUNED, or FAIL with a recorded ``error`` (an exception, a diverged cell:
+the point was tried and is bad). A trial whose worker died (killed, machine lost: FAIL
+with no ``error``) does not count; with shared-study workers it is retried.
+
+Two ways to run a study:
+
+- default (``tune.workers: null``): one process asks trials in batches of ``workers`` and
+  runs each in a forked process. Deterministic: the same seed asks the same points
+  whatever the workers' speed. One invocation per study at a time.
+- shared-study workers (``--workers N`` or ``tune.workers: N``, and/or one invocation per
+  machine against one PostgreSQL ``tune.storage``): every worker asks, runs and tells
+  one trial at a time. A worker claims a trial under a lock held in the storage's own
+  database (a PostgreSQL advisory lock; a file lock beside a SQLite file), only while
+  counted + running + queued trials are below the budget, so the study ends with exactly
+  the budget: none lost, none duplicated. Each running trial sends a heartbeat every
+  ``tune.heartbeat_seconds``; a trial silent for ``tune.grace_seconds`` (its worker was
+  killed) is failed by the next worker that looks, and re-queued with the same
+  parameters (``RetryHeartbeatStaleTrialCallback``, ``tune.retries`` times), so the
+  budget is still met. Trial number n samples from its own stream, seeded by
+  (``tune.sampler_seed``, n). With one worker the study is deterministic, the same on
+  SQLite and PostgreSQL (though not the default mode's sequence: another seeding); with
+  several, which points are asked (and pruned) depends on which trials have finished
+  when a worker asks, and which worker gets which number: the budget, the study's name,
+  the search space and each trial's result for its parameters (cells seed themselves)
+  are deterministic, the sequence of points and the best value are not.
+
+The package: ``studies`` (the study, its sampler and pruner, budget and key, telling and
+journaling trials), ``storage`` (Optuna storages, the claim lock, heartbeats),
+``runner`` (one trial trained and pruned, here or in a forked process), ``shared``
+(the shared-study workers); this module is the stage's entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmark import atomic
+from benchmark.cli import UserError
+from benchmark.config import ConfigError
+from benchmark.stages.common import (
+    TRIAL_COLUMNS,
+    TRIALS_DIR,
+    TUNED_DIR,
+    apply_device,
+    load_for_pair,
+    write_header_only,
+)
+from benchmark.tracking import redact
+from benchmark.tune.runner import _run_batch, _run_here, _trial_worker, run_trial
+from benchmark.tune.shared import _work, _work_process, run_shared
+from benchmark.tune.storage import (
+    _RDB_DIALECTS,
+    _ClaimLock,
+    _heartbeat,
+    _make_storage,
+    _storage,
+)
+from benchmark.tune.studies import (
+    _open,
+    _outcome,
+    _pruner,
+    _sampler,
+    _suggest,
+    _summary,
+    _tell,
+    _trial_config,
+    _trial_seed,
+    _tunable,
+    counts,
+    log_trial,
+    study_key,
+    trial_budget,
+)
+
+__all__ = [
+    "_RDB_DIALECTS",
+    "_ClaimLock",
+    "_heartbeat",
+    "_make_storage",
+    "_open",
+    "_outcome",
+    "_pruner",
+    "_run_batch",
+    "_run_here",
+    "_sampler",
+    "_storage",
+    "_suggest",
+    "_summary",
+    "_tell",
+    "_trial_config",
+    "_trial_seed",
+    "_trial_worker",
+    "_tunable",
+    "_untunable_answer",
+    "_work",
+    "_work_process",
+    "_write_json",
+    "_write_trials",
+    "add_arguments",
+    "counts",
+    "log_trial",
+    "redact",
+    "run",
+    "run_shared",
+    "run_trial",
+    "study",
+    "study_key",
+    "trial_budget",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pair", required=True, help="METHOD-OBJECTIVE, e.g. simclr-triplet")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="shared-study workers in this invocation (default: params tune.workers; unset: "
+        "one process running batches of `workers` trials). Start one invocation per "
+        "machine against one PostgreSQL tune.storage to spread a study over machines",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out = TUNED_DIR / f"{args.pair}.json"
+    trials_out = TRIALS_DIR / f"{args.pair}.csv"
+
+    def nothing(suite_name: str, reason: str) -> int:
+        _write_json(out, {"pair": args.pair, "suite": suite_name, "params": {}, "note": reason})
+        write_header_only(trials_out, TRIAL_COLUMNS)
+        print(f"tune@{args.pair}: nothing to tune ({reason})")
+        return 0
+
+    try:
+        light = _untunable_answer(args.pair, args.params)
+        if light is not None:  # answered from the YAML alone, without importing torch
+            return nothing(*light)
+        params, suite, cells = load_for_pair(args.pair, args.params)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            raise UserError(f"--workers: must be >= 1, got {args.workers}")
+        params = params.model_copy(
+            update={"tune": params.tune.model_copy(update={"workers": args.workers})}
+        )
+    tunable = _tunable(cells)
+    budget = trial_budget(params, suite)
+    if not cells or not tunable or budget == 0:
+        reason = (
+            "not in suite"
+            if not cells
+            else "no tunable hyperparameter"
+            if not tunable
+            else "tune.trials = 0"
+        )
+        return nothing(suite.name, reason)
+    apply_device(params)
+    key = study_key(args.pair, cells[0], tunable, suite, params)
+    if out.is_file() and trials_out.is_file():
+        previous = json.loads(out.read_text())
+        if previous.get("key") == key and previous.get("n_trials", 0) >= budget:
+            print(
+                f"tune@{args.pair}: already tuned ({previous['n_trials']} trials, same "
+                f"search space and code): {previous['params']}"
+            )
+            return 0
+    best, rows = study(args.pair, cells[0], tunable, suite, params, key)
+    _write_json(out, best)
+    _write_trials(rows, trials_out)
+    print(
+        f"tune@{args.pair}: best {best['params']} val_acc={best['best_val_acc']:.4f} "
+        f"({best['n_trials']} trials)"
+    )
+    return 0
+
+
+def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
+    """(suite, reason) when the pair's objective has nothing to tune, else None."""
+    from benchmark.compat import TUNABLE
+    from benchmark.config import all_pairs, load_params, load_suite, suite_pairs
+
+    params = load_params(params_path)
+    item = all_pairs().get(pair)
+    if item is None or TUNABLE.get(item[1], ()):
+        return None  # unknown pairs get load_for_pair's error
+    suite = load_suite(params.suite, check_names=False)
+    in_suite = pair in suite_pairs(suite)
+    return suite.name, "no tunable hyperparameter" if in_suite else "not in suite"
+
+
+def study(
+    pair: str, template: dict, tunable: tuple[str, ...], suite, params, key: str
+) -> tuple[dict, list]:
+    """Run the study's missing trials, ``params.workers`` at a time, and summarise it.
+
+    Trials are asked in batches of ``workers`` and run in forked processes (one torch
+    thread each). A worker reports its validation kNN accuracy after every epoch and the
+    parent answers with the pruner's verdict; trials are told only when their whole batch
+    is over, so the pruner and the sampler see the same history whichever worker is
+    faster, and a re-run with the same seed asks the same points.
+    """
+    import optuna
+    from tqdm.auto import tqdm
+
+    from benchmark import tracking
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t = suite.tuning
+    name = f"{suite.name}/{pair}/{key}"
+    storage = params.tune.storage
+    budget = trial_budget(params, suite)
+    if params.tune.workers is not None:
+        study = run_shared(pair, template, tunable, suite, params, name, budget)
+        return _summary(study, pair, template, suite, name, storage, key)
+    study = _open(name, _storage(storage), params, template, budget)
+    # a trial an interruption left RUNNING will never report: closed as FAIL, not counted
+    interrupted = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.RUNNING]
+    for tr in interrupted:
+        study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
+    remaining = max(0, budget - sum(counts(tr) for tr in study.trials))
+    stage = f"tune@{pair}"
+
+    with tracking.stage_run(
+        suite.name,
+        stage,
+        uri=params.mlflow_uri,
+        params={"pair": pair, "trials": budget, "study": name, "workers": params.workers},
+    ):
+        bar = tqdm(
+            total=remaining, desc=stage, unit="trial", disable=not params.progress, file=sys.stderr
+        )
+        while remaining > 0:
+            batch = []
+            for _ in range(min(max(1, params.workers), remaining)):
+                trial = study.ask()
+                hp = _suggest(trial, tunable, suite.search_space)
+                batch.append((trial, _trial_config(template, t, hp)))
+            outcomes = _run_batch(batch, params.threads)
+            for (trial, cfg), (state, row, history, error, start_ms) in zip(
+                batch, outcomes, strict=True
+            ):
+                _tell(study, trial, state, row, error)
+                told = _outcome(trial, cfg, state, row, history, error, start_ms)
+                log_trial(suite.name, stage, pair, told, bar)
+            remaining -= len(batch)
+        bar.close()
+    return _summary(study, pair, template, suite, name, storage, key)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _write_trials(rows: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    from benchmark.stages.common import write_csv_atomic
+
+    write_csv_atomic(pd.DataFrame(rows, columns=TRIAL_COLUMNS), path)

@@ -1,0 +1,109 @@
+"""The trial runner: one trial trained on the validation split and pruned by the
+study's median pruner, either in this process (``_run_here``: shared-study workers) or in
+forked processes whose parent answers their prune questions (``_run_batch``: the default
+mode). Both go through ``run_trial``."""
+
+from __future__ import annotations
+
+import math
+
+
+def run_trial(cfg, should_prune) -> tuple:
+    """Train one trial: (state, row, history, error), state COMPLETE, PRUNED or FAIL (an
+    exception, a diverged cell or a non-finite accuracy). ``should_prune(epoch, acc)`` gets
+    each evaluated epoch's validation kNN accuracy; True stops the trial, PRUNED."""
+    from benchmark.train import run_cell, val_knn_tracker
+
+    history: list[dict] = []
+    tracker = val_knn_tracker(history, epochs=cfg.epochs)
+
+    class Pruned(Exception):
+        pass
+
+    def on_epoch(epoch: int, loss: float, method, data, device) -> None:
+        acc = tracker(epoch, loss, method, data, device)
+        if acc is None:  # an epoch between evaluations
+            return
+        if should_prune(epoch, acc):
+            raise Pruned
+
+    try:
+        row = run_cell(cfg, test=False, on_epoch=on_epoch, progress=False)
+    except Pruned:
+        return "PRUNED", None, history, None
+    except Exception as err:  # recorded as a failed trial; the study goes on
+        return "FAIL", None, history, f"{type(err).__name__}: {err}"
+    if row["diverged"] or not math.isfinite(row["val_acc"]):
+        return "FAIL", row, history, "diverged"
+    return "COMPLETE", row, history, None
+
+
+def _run_here(trial, cfg) -> tuple:
+    """Train one trial in this process, reporting to the trial itself: as ``run_trial``."""
+
+    def should_prune(epoch: int, acc: float) -> bool:
+        trial.report(acc, epoch)
+        return trial.should_prune()
+
+    return run_trial(cfg, should_prune)
+
+
+def _run_batch(batch: list, threads: int) -> list[tuple]:
+    """Run each (trial, cfg) in a forked process; answer their per-epoch prune questions.
+
+    Returns, in batch order, (state, row, history, error, start_ms) with state COMPLETE,
+    PRUNED or FAIL (an exception, a diverged cell or a non-finite accuracy).
+    """
+    import multiprocessing as mp
+    import time
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("fork")
+    live, procs, outcome = {}, [], [None] * len(batch)
+    for i, (trial, cfg) in enumerate(batch):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_trial_worker, args=(child, cfg, threads), daemon=True)
+        proc.start()
+        child.close()
+        live[parent] = (i, trial, time.time())
+        procs.append(proc)
+    try:
+        while live:
+            for conn in wait(list(live)):
+                i, trial, started = live[conn]
+                try:
+                    msg = conn.recv()
+                except EOFError:  # the worker died without a word (e.g. killed)
+                    msg = ("FAIL", None, [], "worker process died")
+                if msg[0] == "epoch":
+                    _, epoch, acc = msg
+                    trial.report(acc, epoch)
+                    conn.send(trial.should_prune())
+                    continue
+                state, row, history, error = msg
+                outcome[i] = (state, row, history, error, int(started * 1000))
+                del live[conn]
+                conn.close()
+    finally:
+        for proc in procs:
+            if proc.is_alive() and live:
+                proc.kill()
+            proc.join()
+    return outcome
+
+
+def _trial_worker(conn, cfg, threads: int) -> None:
+    """A forked trial: each evaluated epoch's accuracy goes to the parent, which answers
+    with the pruner's verdict; the outcome of ``run_trial`` goes last."""
+    import torch
+
+    import benchmark.train  # noqa: F401 - imported before the threads are set, as always
+
+    torch.set_num_threads(threads)
+
+    def should_prune(epoch: int, acc: float) -> bool:
+        conn.send(("epoch", epoch, acc))
+        return conn.recv()
+
+    conn.send(run_trial(cfg, should_prune))
+    conn.close()
