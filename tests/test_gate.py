@@ -78,10 +78,9 @@ def _failing(repo: Path) -> list[dict]:
     return json.loads((repo / "reports" / "check.json").read_text())["failing"]
 
 
-def _plant_and_revert(repo: Path, path: Path, planted: str, hit) -> None:
-    before, runs_before = _rows(repo), _cell_runs(repo)
-    original = path.read_text()
-    path.write_text(planted)
+def _planted(repo: Path, path: Path, before: dict, runs_before: list, hit) -> int:
+    """With the bug in place: exactly the hit rows retrained, one run each, the check fails
+    naming them and the planted file. Returns the number of new runs."""
     proc = _dvc(repo, "repro", timeout=1800)
     assert proc.returncode != 0, "check passed with a planted bug:\n" + proc.stdout[-3000:]
     after = _rows(repo)
@@ -96,20 +95,29 @@ def _plant_and_revert(repo: Path, path: Path, planted: str, hit) -> None:
     runs = _cell_runs(repo)
     assert len(runs) == len(runs_before) + len(trained)
     replaced = {before[k][0] for k in hit_keys}
-    old = [r for r in runs if r.info.run_id in {b.info.run_id for b in runs_before}]
-    for r in old:
+    current_before = {r.info.run_id for r in runs_before if r.data.tags.get("superseded") != "true"}
+    for r in (r for r in runs if r.info.run_id in current_before):
         assert (r.data.tags.get("superseded") == "true") == (r.data.tags["config_hash"] in replaced)
     failing = _failing(repo)
     assert failing and all(hit((f["method"], f["objective"])) for f in failing)
     assert str(path.relative_to(repo)) in proc.stdout  # the table names the changed file
+    return len(trained)
 
-    path.write_text(original)
+
+def _plant_and_revert(repo: Path, path: Path, planted: str, hit) -> None:
+    before, runs_before = _rows(repo), _cell_runs(repo)
+    original = path.read_text()
+    path.write_text(planted)
+    try:
+        new_runs = _planted(repo, path, before, runs_before, hit)
+    finally:
+        path.write_text(original)
     proc = _dvc(repo, "repro", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # retrained again: the same numbers (deterministic CPU), only the timings differ
     assert _untimed(_rows(repo)) == _untimed(before)
     runs = _cell_runs(repo)
-    assert len(runs) == len(runs_before) + len(trained)  # the first runs current again
+    assert len(runs) == len(runs_before) + new_runs  # the first runs current again
     current = {r.info.run_id for r in runs if r.data.tags.get("superseded") != "true"}
     assert current == {
         r.info.run_id for r in runs_before if r.data.tags.get("superseded") != "true"
@@ -130,5 +138,8 @@ def test_a_planted_method_bug_retrains_its_cells_and_fails_the_check(gate):
 
 
 def test_the_gate_passes_an_unchanged_re_run(gate):
+    proc = _dvc(gate, "repro", timeout=1800)  # whatever an earlier test left planted is back
+    assert proc.returncode == 0, proc.stdout[-2000:]
     proc = _py(gate, "check")
     assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "no source change" not in proc.stdout  # nothing flagged at all
