@@ -7,34 +7,17 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from method_builders import batch_of, built  # tests/methods/ is on sys.path
 from torch import nn
 
-from benchmark.methods.base import Batch
 from benchmark.methods.moco import in_groups
-from benchmark.train import CellConfig, build_method
 
 
 def _moco(prepared, negatives=None, **options):
-    data = prepared("digits")
-    cfg = CellConfig(
-        method="moco",
-        objective="infonce",
-        dataset="digits",
-        encoder="mlp",
-        batch_size=16,
-        negatives=negatives,
-        epochs=1,
-        method_options=options,
-    )
-    torch.manual_seed(0)
-    method = build_method(cfg, data, torch.device("cpu"))
-    method.train()
-    return method, data
+    return built(prepared, "moco", "infonce", negatives, **options)
 
 
-def _batch(data, ids):
-    ids = torch.as_tensor(ids)
-    return Batch(x=data.x[ids], y=data.y[ids], idx=ids)
+_batch = batch_of
 
 
 def _infonce(q, k, queue, queue_ids, ids, tau, batch_negatives=False):

@@ -7,32 +7,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from benchmark.methods.base import Batch
-from benchmark.train import CellConfig, build_method
+from method_builders import batch_of, built  # tests/methods/ is on sys.path
 
 
 def _npid(prepared, objective="nce", negatives=None, **options):
-    data = prepared("digits")
-    cfg = CellConfig(
-        method="npid",
-        objective=objective,
-        dataset="digits",
-        encoder="mlp",
-        batch_size=16,
-        negatives=negatives,
-        epochs=1,
-        method_options=options,
-    )
-    torch.manual_seed(0)
-    method = build_method(cfg, data, torch.device("cpu"))
-    method.train()
-    return method, data
+    return built(prepared, "npid", objective, negatives, **options)
 
 
-def _batch(data, ids):
-    ids = torch.as_tensor(ids)
-    return Batch(x=data.x[ids], y=data.y[ids], idx=ids)
+_batch = batch_of
 
 
 def _step_inputs(method, batch, seed):
