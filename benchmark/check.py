@@ -41,7 +41,7 @@ from scipy.special import digamma, polygamma, stdtr, stdtrit
 from scipy.stats import false_discovery_control
 
 from benchmark import sources
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 from benchmark.report import atomic_write_json, load_results
 
 CELL = ["method", "objective", "dataset", "encoder", "batch_size", "negatives", "tuned", "sweep"]

@@ -12,6 +12,8 @@ import importlib
 import sys
 import warnings
 
+from benchmark.errors import UserError
+
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "list": ("benchmark.listing", "list the registered objectives, methods, encoders, datasets"),
@@ -31,10 +33,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "where the report is, the leaderboard's top, the check verdict",
     ),
 }
-
-
-class UserError(Exception):
-    """Bad input: printed as one line, exit code 2, no traceback."""
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -38,7 +38,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from benchmark import check
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 from benchmark.report import load_results
 
 

@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and not args.json:
-        from benchmark.cli import UserError
+        from benchmark.errors import UserError
 
         raise UserError("--out needs --json")
     regs = registries()

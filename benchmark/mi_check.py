@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from benchmark.atomic import write_csv as write_csv_atomic
 from benchmark.datasets import prepare_dataset
 from benchmark.objectives import build_objective
-from benchmark.stages.common import write_csv_atomic
 
 BOUNDS = ("infonce", "nwj", "dv")
 

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train_options(args: argparse.Namespace) -> dict:
     """The device and the speed path: on CUDA bf16 and channels_last default on."""
-    from benchmark.cli import UserError
+    from benchmark.errors import UserError
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device on this machine; allowed: auto, cpu")

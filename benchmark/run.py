@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

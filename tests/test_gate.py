@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from test_pipeline import ROOT, _dvc, _py  # tests/ is on sys.path (rootdir conftest)
 
-from benchmark.stages.common import RESULT_COLUMNS
+from benchmark.layout import RESULT_COLUMNS
 
 pytestmark = pytest.mark.slow
 

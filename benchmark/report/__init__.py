@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 from benchmark.report import figures as fig
 from benchmark.report import markdown as md
 from benchmark.report.html import index_html

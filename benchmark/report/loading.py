@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import atomic
-from benchmark.cli import UserError
-from benchmark.stages.common import RESULT_COLUMNS, TRIAL_COLUMNS
+from benchmark.errors import UserError
+from benchmark.layout import RESULT_COLUMNS, TRIAL_COLUMNS
 
 # columns of results.csv nobody reading it through load_results needs ("sweep" defaults)
 _UNREAD = {"epochs", "val_acc", "views_per_second", "config_hash", "sweep"}

@@ -16,35 +16,13 @@ from benchmark.config import (
     suite_cells,
     suite_pairs,
 )
-
-RUNS_DIR = Path("reports/runs")
-TUNED_DIR = Path("reports/tuned")
-TRIALS_DIR = Path("reports/trials")
-
-TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
-RESULT_COLUMNS = [
-    "suite",
-    "method",
-    "objective",
-    "dataset",
-    "encoder",
-    "batch_size",
-    "negatives",
-    "seed",
-    "temperature",
-    "margin",
-    "tuned",
-    "epochs",
-    "linear_acc",
-    "knn_acc",
-    "val_acc",
-    "train_seconds",
-    "views_per_second",
-    "diverged",
-    "config_hash",
-    "sweep",
-    "code_digest",
-]
+from benchmark.layout import (  # noqa: F401  (the stages read them from here too)
+    RESULT_COLUMNS,
+    RUNS_DIR,
+    TRIAL_COLUMNS,
+    TRIALS_DIR,
+    TUNED_DIR,
+)
 
 
 def load(

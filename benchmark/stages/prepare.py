@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmark.cli import UserError
 from benchmark.config import (
     ConfigError,
     data_key,
@@ -21,6 +20,7 @@ from benchmark.config import (
     suite_path,
     validate_against_data,
 )
+from benchmark.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

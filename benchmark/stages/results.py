@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.cli import UserError
 from benchmark.config import ConfigError, suite_pairs
+from benchmark.errors import UserError
 from benchmark.stages.common import (
     RESULT_COLUMNS,
     RUNS_DIR,

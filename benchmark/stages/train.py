@@ -16,8 +16,8 @@ import json
 import sys
 import time
 
-from benchmark.cli import UserError
 from benchmark.config import ConfigError
+from benchmark.errors import UserError
 from benchmark.sources import code_digest
 from benchmark.stages.common import (
     RESULT_COLUMNS,

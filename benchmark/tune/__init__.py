@@ -52,12 +52,10 @@ import sys
 from pathlib import Path
 
 from benchmark import atomic
-from benchmark.cli import UserError
 from benchmark.config import ConfigError
+from benchmark.errors import UserError
+from benchmark.layout import TRIAL_COLUMNS, TRIALS_DIR, TUNED_DIR
 from benchmark.stages.common import (
-    TRIAL_COLUMNS,
-    TRIALS_DIR,
-    TUNED_DIR,
     apply_device,
     load_for_pair,
     write_header_only,
@@ -273,6 +271,6 @@ def _write_json(path: Path, obj: dict) -> None:
 def _write_trials(rows: list[dict], path: Path) -> None:
     import pandas as pd
 
-    from benchmark.stages.common import write_csv_atomic
+    from benchmark.atomic import write_csv as write_csv_atomic
 
     write_csv_atomic(pd.DataFrame(rows, columns=TRIAL_COLUMNS), path)

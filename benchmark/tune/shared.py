@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 from benchmark.tune.runner import _run_here
 from benchmark.tune.storage import _ClaimLock, _heartbeat, _storage
 from benchmark.tune.studies import (

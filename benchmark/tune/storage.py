@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 from benchmark.tracking import redact
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmark import cli, report
-from benchmark.cli import UserError
+from benchmark.errors import UserError
 
 FIGURE_NAMES = [
     "acc_vs_batch",
