@@ -54,9 +54,14 @@ class CellConfig:
     data_root: str | None = None
     data_cache: str = "data/prepared"
     augment_strength: float = 1.0
+    # the speed path (default off: the committed results are fp32 and contiguous)
+    precision: str = "fp32"  # "bf16": the encoders under bf16 autocast, the rest in fp32
+    channels_last: bool = False  # image batches and convolution weights in NHWC layout
 
     def config_hash(self) -> str:
         keys = {k: v for k, v in asdict(self).items() if k not in ("data_cache",)}
+        # a speed setting is hashed only when on: the cells that predate it keep their hash
+        keys = {k: v for k, v in keys.items() if SPEED_DEFAULTS.get(k, _UNSET) != v}
         blob = json.dumps(keys, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -73,6 +78,11 @@ class CellConfig:
                     f"{', '.join(spec) or 'none'}"
                 )
         return out
+
+
+SPEED_DEFAULTS = {"precision": "fp32", "channels_last": False}
+PRECISIONS = ("fp32", "bf16")
+_UNSET = object()
 
 
 def default_device() -> torch.device:
@@ -174,9 +184,10 @@ def fit(
     if not method.trains or cfg.epochs == 0:
         return 0.0, 0, False
     train_idx = data.splits["train"]
-    x = data.x.to(device)
-    y = data.y.to(device)
-    x2 = data.x2.to(device) if data.x2 is not None else None
+    memory = _speed_path(method, cfg, device)
+    x = _resident(data.x, device, memory)
+    y = _resident(data.y, device)
+    x2 = _resident(data.x2, device, memory) if data.x2 is not None else None
     edge_index = data.edge_index.to(device) if data.edge_index is not None else None
     graph = getattr(method, "full_graph", False)
     n = len(train_idx)
@@ -208,13 +219,13 @@ def fit(
     method.train()
     try:
         for epoch in range(cfg.epochs):
-            order = train_idx[torch.randperm(n, generator=gen)]
+            order = train_idx[torch.randperm(n, generator=gen)].to(device, non_blocking=True)
             running = 0.0
             for b in range(steps_per_epoch):
                 if graph:
                     batch = Batch(x=x, y=y, idx=train_idx.to(device), edge_index=edge_index)
                 else:
-                    rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
+                    rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                     if ddp:
                         rows = distributed.shard(rows)
                     # idx = position within the training split (memory banks index by it)
@@ -251,6 +262,49 @@ def fit(
         return time.perf_counter() - start, seen, True
     bar.close()
     return time.perf_counter() - start, seen, False
+
+
+def _speed_path(method: Method, cfg: CellConfig, device: torch.device) -> torch.memory_format:
+    """Apply the cell's precision and memory layout to ``method`` (in place); returns the
+    memory format the image batches take.
+
+    bf16: each encoder (the method's and its momentum copies) runs under bf16 autocast and
+    returns fp32, so heads, critics and every loss are computed in fp32; the evaluation
+    after training reads the same bf16 encoder. channels_last: the convolution weights and
+    the resident images in NHWC, so convolutions run in that layout.
+    """
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision: {cfg.precision!r} is not allowed; allowed: fp32, bf16")
+    if cfg.precision == "bf16":
+        kind = type(method.encoder)
+        for module in method.modules():
+            if type(module) is kind and "forward" not in vars(module):
+                module.forward = _in_bf16(module.forward, device.type)
+    if not cfg.channels_last:
+        return torch.contiguous_format
+    method.to(memory_format=torch.channels_last)  # the 4-d (convolution) weights
+    return torch.channels_last
+
+
+def _in_bf16(forward: Callable, device_type: str) -> Callable:
+    def call(*args, **kwargs):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out = forward(*args, **kwargs)
+        return out.float() if isinstance(out, Tensor) else out
+
+    return call
+
+
+def _resident(
+    t: Tensor, device: torch.device, memory: torch.memory_format = torch.contiguous_format
+) -> Tensor:
+    """``t`` on the device for the whole fit: copied once (on CUDA from pinned memory,
+    without blocking), image batches in the memory format ``memory``."""
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    else:
+        t = t.to(device)
+    return t.contiguous(memory_format=memory) if t.dim() == 4 else t
 
 
 def _split_positions(train_idx: Tensor) -> Tensor:
@@ -303,6 +357,7 @@ def run_cell(
         data = prepare_dataset(
             cfg.dataset, root=cfg.data_root, cache_dir=cfg.data_cache, **cfg.dataset_options
         )
+    data = data.for_seed(cfg.seed)  # generated sets: the seed's own training draw
     seed_everything(cfg.seed)
     method = build_method(cfg, data, device)
     seconds, seen, diverged = fit(method, data, cfg, device, on_epoch=on_epoch, progress=progress)
