@@ -17,7 +17,7 @@ from benchmark.errors import UserError
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "list": ("benchmark.listing", "list the registered objectives, methods, encoders, datasets"),
-    "perf": ("benchmark.perf", "measurements: `perf objectives|train|pipeline|gate`"),
+    "perf": ("benchmark.perf", "measurements: `perf objectives|train|pipeline|gate|drill`"),
     "run": ("benchmark.run", "train and evaluate one grid cell, print its results row as JSON"),
     "prepare": ("benchmark.stages.prepare", "stage: prepare datasets and splits"),
     "tune": ("benchmark.tune", "stage: Optuna study for one (method, objective)"),

@@ -102,6 +102,10 @@ def _flush_one(records: list[dict], uri: str | None = None) -> int:
     created = 0
     if parents:
         parent = parents[0].info.run_id
+        # a flush killed between creating the parent and logging its params
+        have = parents[0].data.params
+        missing = [Param(k, v) for k, v in head["params"].items() if k not in have]
+        _log_batch(client, parent, params=missing)
         # a flush cut short (the server went away) may have left a cell run it created
         # but never finished: deleted here and created again, so it is never doubled
         for run in client.search_runs(
@@ -229,6 +233,12 @@ def log_report_artifacts(suite: str, paths: list[Path]) -> None:
     mlflow.set_tracking_uri(tracking_uri())
     client = mlflow.MlflowClient()
     exp = _experiment(client, suite)
+    # a report stage killed while it logged left its run RUNNING: closed as KILLED (as a
+    # killed stage's journal is), so the suite keeps one current report run
+    for run in client.search_runs(
+        [exp], "tags.dvc_stage = 'report' and attributes.status = 'RUNNING'"
+    ):
+        client.set_terminated(run.info.run_id, "KILLED")
     with mlflow.start_run(experiment_id=exp, run_name="report"):
         mlflow.set_tags(
             {"dvc_stage": "report", "git_commit": git_commit(), "suite": suite, "kind": "stage"}

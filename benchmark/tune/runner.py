@@ -48,8 +48,12 @@ def _run_here(trial, cfg) -> tuple:
     return run_trial(cfg, should_prune)
 
 
-def _run_batch(batch: list, threads: int) -> list[tuple]:
+def _run_batch(batch: list, threads: int, before: int | None = None) -> list[tuple]:
     """Run each (trial, cfg) in a forked process; answer their per-epoch prune questions.
+
+    The pruner sees only the trials numbered below ``before`` (the batch's first): those
+    told before the batch was asked. A batch run again after a kill that came while its
+    trials were being told gets the same verdicts as the first time.
 
     Returns, in batch order, (state, row, history, error, start_ms) with state COMPLETE,
     PRUNED or FAIL (an exception, a diverged cell or a non-finite accuracy).
@@ -78,7 +82,7 @@ def _run_batch(batch: list, threads: int) -> list[tuple]:
                 if msg[0] == "epoch":
                     _, epoch, acc = msg
                     trial.report(acc, epoch)
-                    conn.send(trial.should_prune())
+                    conn.send(_should_prune(trial, before))
                     continue
                 state, row, history, error = msg
                 outcome[i] = (state, row, history, error, int(started * 1000))
@@ -90,6 +94,31 @@ def _run_batch(batch: list, threads: int) -> list[tuple]:
                 proc.kill()
             proc.join()
     return outcome
+
+
+class _Before:
+    """A study seen as it was before trial number ``before`` was asked (for the pruner)."""
+
+    def __init__(self, study, before: int) -> None:
+        self._study, self._before = study, before
+
+    def get_trials(self, deepcopy: bool = True, states=None):
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return [tr for tr in trials if tr.number < self._before]
+
+    @property
+    def trials(self):
+        return self.get_trials()
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+
+def _should_prune(trial, before: int | None) -> bool:
+    if before is None:
+        return trial.should_prune()
+    frozen = trial.study._storage.get_trial(trial._trial_id)
+    return trial.study.pruner.prune(_Before(trial.study, before), frozen)
 
 
 def _trial_worker(conn, cfg, threads: int) -> None:

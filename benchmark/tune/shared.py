@@ -139,9 +139,16 @@ def _work(pair, template, tunable, suite, params, name, budget, *, report) -> No
                 trial = None
                 if waiting or done + len(running) < budget:
                     trial = study.ask()  # a re-queued trial first
-                    trial.set_user_attr("worker", me)
                     if isinstance(storage, optuna.storages.RDBStorage):
                         storage.record_heartbeat(trial._trial_id)
+                    # each trial draws from its own seeded stream: workers never propose
+                    # the same point for want of a different seed, and one worker is
+                    # deterministic. Its point is drawn before it is marked as this
+                    # worker's, so a worker killed at any moment of a claimed trial leaves
+                    # it with its parameters: the retry runs the same point
+                    study.sampler = _sampler(params, budget, seed=_trial_seed(tune, trial.number))
+                    hp = _suggest(trial, tunable, suite.search_space)
+                    trial.set_user_attr("worker", me)
             if trial is None:
                 time.sleep(idle)  # the budget is claimed; wait for the running ones
                 continue
@@ -151,10 +158,7 @@ def _work(pair, template, tunable, suite, params, name, budget, *, report) -> No
             )
             beat.start()
             try:
-                # each trial draws from its own seeded stream: workers never propose the same
-                # point for want of a different seed, and one worker is deterministic
-                study.sampler = _sampler(params, budget, seed=_trial_seed(tune, trial.number))
-                cfg = _trial_config(template, t, _suggest(trial, tunable, suite.search_space))
+                cfg = _trial_config(template, t, hp)
                 started = time.time()
                 state, row, history, error = _run_here(trial, cfg)
                 _tell(study, trial, state, row, error)
