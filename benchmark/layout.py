@@ -10,7 +10,18 @@ RUNS_DIR = Path("reports/runs")  # train@<pair>: a row per finished cell and see
 TUNED_DIR = Path("reports/tuned")  # tune@<pair>: the best hyperparameters
 TRIALS_DIR = Path("reports/trials")  # tune@<pair>: every Optuna trial
 
-TRIAL_COLUMNS = ["method", "objective", "trial", "temperature", "margin", "val_acc", "state"]
+# a trial of the study of (method, objective) on the testbed (dataset, encoder)
+TRIAL_COLUMNS = [
+    "method",
+    "objective",
+    "dataset",
+    "encoder",
+    "trial",
+    "temperature",
+    "margin",
+    "val_acc",
+    "state",
+]
 RESULT_COLUMNS = [
     "suite",
     "method",

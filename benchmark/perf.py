@@ -1,4 +1,5 @@
-"""`python -m benchmark perf {objectives,train,pipeline,gate}`: speed, memory and gate figures.
+"""`python -m benchmark perf {objectives,train,pipeline,gate,drill}`: speed, memory, gate and
+kill-drill figures.
 
 Timings are medians of repeated runs on this machine, with ratios to a reference
 measured in the same run, so that a noisy shared machine shifts both sides alike.
@@ -72,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         prefix_chars="+",  # every argument, options included, goes to benchmark.gate_perf
     )
     p.add_argument("gate_args", nargs="*", help=argparse.SUPPRESS)
+    p = sub.add_parser(
+        "drill",
+        help="kill drills: `dvc repro` of a suite killed with SIGKILL at seeded moments and "
+        "resumed, compared with an uninterrupted run (benchmark/drill.py)",
+    )
+    from benchmark import drill
+
+    drill.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmark import gate_perf
 
         return int(gate_perf.main(args.gate_args) or 0)
+    if args.what == "drill":
+        from benchmark import drill
+
+        return drill.main(args)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if args.what == "objectives":
@@ -315,6 +328,8 @@ def perf_train(
     xb = x[:batch_size]
     aug_t, _ = measure(lambda: (aug(xb, None), aug(xb, None)), 10, device)
 
+    baseline = _torchvision_step_seconds(data, aug, net, method, opt, labels, steps, batch_size,
+                                         memory, bf16, device)  # fmt: skip
     peak = matmul_peak_flops(device)
     achieved = flops_per_step / seconds
     out = {
@@ -325,6 +340,8 @@ def perf_train(
         "achieved_gflops": achieved / 1e9,
         "matmul_peak_gflops": peak / 1e9,
         "mfu": achieved / peak,
+        "torchvision_views_per_second": 2 * batch_size / baseline,
+        "speedup_vs_torchvision": baseline / seconds,
     }
     path = [k for k, on in (("bf16", bf16), ("channels_last", channels_last),
                             ("compile", compile)) if on] or ["fp32"]  # fmt: skip
@@ -341,7 +358,73 @@ def perf_train(
     print(f"  achieved             {out['achieved_gflops']:.1f} GFLOP/s")
     print(f"  fp32 matmul peak     {out['matmul_peak_gflops']:.1f} GFLOP/s (1024^3, same run)")
     print(f"  model-FLOP util.     {out['mfu'] * 100:.0f}% of the matmul peak")
+    print(
+        f"  same job, torchvision per-sample transforms + DataLoader: "
+        f"{out['torchvision_views_per_second']:.0f} views/s; ours "
+        f"{out['speedup_vs_torchvision']:.2f}x faster"
+    )
     return out
+
+
+def _torchvision_step_seconds(
+    data, aug, net, method, opt, labels, steps, batch_size, memory, bf16, device
+) -> float:
+    """Seconds per step of the same SimCLR step fed the standard way: a Dataset applying
+    torchvision.transforms.v2 to one sample at a time (the same crop scale, aspect range,
+    affine, flip and noise as ``aug``), batched by a DataLoader (shuffled, main process,
+    as on a 2-core machine), copied to the device per batch. Same encoder, loss, batch."""
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision.transforms import v2
+
+    _, height, width = data.x.shape[1:]
+    ops = [
+        v2.RandomResizedCrop((height, width), scale=(aug.crop_low, 1.0), ratio=(3 / 4, 4 / 3)),
+        v2.RandomAffine(degrees=aug.degrees, translate=(aug.translate, aug.translate)),
+    ]
+    if aug.hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    if aug.color:
+        ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                v2.RandomGrayscale(p=0.2)]  # fmt: skip
+    if aug.noise_std > 0:
+        ops.append(v2.GaussianNoise(sigma=aug.noise_std, clip=True))
+    transform = v2.Compose(ops)
+    images = data.x[data.splits["train"]]
+
+    class TwoViews(Dataset):
+        def __len__(self) -> int:
+            return len(images)
+
+        def __getitem__(self, i: int):
+            return transform(images[i]), transform(images[i])
+
+    loader = DataLoader(TwoViews(), batch_size=batch_size, shuffle=True, drop_last=True,
+                        pin_memory=device.type == "cuda")  # fmt: skip
+
+    def batches():
+        while True:
+            yield from loader
+
+    source = batches()
+
+    def step() -> None:
+        a, b = next(source)
+        views = torch.cat([a, b]).to(device, non_blocking=True).contiguous(memory_format=memory)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = net(views)
+        loss = method.objective(z.float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - t0) / steps
 
 
 # --- the whole pipeline ------------------------------------------------------------------

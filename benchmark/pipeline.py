@@ -118,6 +118,7 @@ def stages() -> dict:
                     for p in (
                         "reports/leaderboard.md",
                         "reports/leaderboard.csv",
+                        "reports/quality.csv",
                         "reports/trends.csv",
                         "reports/figures",
                         "reports/index.html",
@@ -154,8 +155,17 @@ def stages() -> dict:
                     "title": "Linear-probe accuracy vs number of negatives",
                 }
             },
+            {
+                "reports/plots/acc_vs_temperature.csv": {
+                    "x": "temperature",
+                    "y": "linear_acc",
+                    "template": "linear",
+                    "title": "Linear-probe accuracy vs temperature (fixed)",
+                }
+            },
             "reports/figures/acc_vs_batch.png",
             "reports/figures/acc_vs_negatives.png",
+            "reports/figures/acc_vs_temperature.png",
             "reports/figures/method_objective_heatmap.png",
         ],
     }

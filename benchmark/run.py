@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--data-root", default=None, help="directory of real datasets' files")
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: encoders under bf16 autocast, heads and losses in fp32",
+    )
+    parser.add_argument(
         "--option",
         action="append",
         default=[],
@@ -53,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="dataset builder option, e.g. num_samples=4000 (repeatable)",
+        help="dataset builder option, e.g. num_train=3000 (repeatable)",
     )
     parser.add_argument(
         "--threads",
@@ -204,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         check_encoder_on(encoder, data, "--encoder")
     except ConfigError as err:
         raise UserError(str(err)) from None
-    n_train = len(data.splits["train"])
+    n_train = data.num_train
     whole_graph = data.kind == "graph" or method_cls.full_graph
     if whole_graph and args.batch_size is not None:
         raise UserError(
@@ -212,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             f"of {args.dataset!r} at every step, so it takes no batch size; allowed: leave it out"
         )
     batch_size = 256 if args.batch_size is None else args.batch_size
-    if not whole_graph and batch_size > n_train:
+    if not whole_graph and method_cls.trains and batch_size > n_train:
         raise UserError(
             f"--batch-size {batch_size}: larger than the training split of "
             f"{args.dataset!r} ({n_train} samples); allowed: 2 to {n_train}"
@@ -232,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         method_options=options,
         dataset_options=dataset_options,
         data_root=args.data_root,
+        precision=args.precision,
     )
     try:
         # the method checks its own options (and the objective its hyperparameters) here

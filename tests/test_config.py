@@ -67,14 +67,34 @@ def test_smoke_covers_every_method_and_objective():
     assert {c["objective"] for c in cells} - {NO_OBJECTIVE} == set(OBJECTIVES.names())
 
 
-def test_core_has_three_seeds_and_the_sweeps():
+def test_core_has_five_headline_seeds_and_every_sweep():
     suite = load_suite(ROOT / "suites" / "core.yaml", check_data=False)
     cells = suite_cells(suite)
-    assert suite.seeds == [0, 1, 2]
-    batch = {c["batch_size"] for c in cells if c["sweep"] == "batch"}
-    assert min(batch) == 32 and max(batch) == 512
-    assert {c["sweep"] for c in cells} == {"batch", "negatives", "queue", "method"}
-    assert any(not c["tuned"] for c in cells)
+    assert suite.seeds == [0, 1, 2, 3, 4]
+    assert all(c["dataset"] != "digits" for c in cells)  # digits has no headroom
+    batch = [c for c in cells if c["sweep"] == "batch"]
+    assert {c["batch_size"] for c in batch} == {64, 128, 256, 512}
+    # lr follows sqrt(B / 128): the rule the batch sweep states
+    for c in batch:
+        assert c["lr"] == pytest.approx(suite.lr * (c["batch_size"] / 128) ** 0.5)
+    assert {c["sweep"] for c in cells} == {"batch", "negatives", "queue", "temperature", "method"}
+    temps = {c["temperature"] for c in cells if c["sweep"] == "temperature"}
+    assert len(temps) >= 4 and all(not c["tuned"] for c in cells if c["sweep"] == "temperature")
+    assert any(not c["tuned"] for c in cells if c["sweep"] == "method")
+
+
+def test_temperatures_need_an_objective_with_a_temperature(tmp_path):
+    suite = {
+        "name": "bad",
+        "blocks": [
+            {"sweep": "temperature", "method": "simclr", "objectives": ["triplet"],
+             "temperatures": [0.1, 0.5]}
+        ],
+    }  # fmt: skip
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(ConfigError, match="objective 'triplet' has no temperature"):
+        load_suite(path, check_data=False)
 
 
 def test_gpu_suite_validates_without_data():
@@ -324,7 +344,7 @@ def _prepare_here(tmp_path, monkeypatch, capsys, suite: dict | str, params: dict
         ),
         (
             _with(
-                {"dataset": "mnist1d", "encoder": "cnn2d", "dataset_options": {"num_samples": 600}}
+                {"dataset": "mnist1d", "encoder": "cnn2d", "dataset_options": {"num_train": 400}}
             ),
             None,
             "blocks.0.encoder: 'cnn2d' cannot encode sequence data of sample shape (1, 40)",
@@ -335,9 +355,9 @@ def _prepare_here(tmp_path, monkeypatch, capsys, suite: dict | str, params: dict
             "blocks.0.dataset_options.val_fraction: 1.5 is not allowed; allowed: a fraction in [0, 1)",
         ),
         (
-            _with({"dataset": "mnist1d", "dataset_options": {"num_samples": 2**40}}),
+            _with({"dataset": "mnist1d", "dataset_options": {"num_train": 2**40}}),
             None,
-            "dataset_options.num_samples: 1099511627776 is not allowed; allowed: an integer in [1, 1000000]",
+            "dataset_options.num_train: 1099511627776 is not allowed; allowed: an integer in [1, 1000000]",
         ),
         (
             _with({"dataset_options": {"size": 3}}),
@@ -523,7 +543,7 @@ def _run_here(tmp_path, monkeypatch, capsys, *flags: str) -> tuple[int, list[str
                 "--encoder",
                 "cnn2d",
                 "--dataset-option",
-                "num_samples=600",
+                "num_train=400",
             ],
             "--encoder: 'cnn2d' cannot encode sequence data",
         ),

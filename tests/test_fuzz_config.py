@@ -84,8 +84,8 @@ def _base_suite() -> dict:
     suite["name"] = "fuzz"
     for block in suite["blocks"]:
         options = block.get("dataset_options")
-        if options and "num_samples" in options:
-            options["num_samples"] = 600
+        if options and "num_train" in options:
+            options.update(num_train=400, num_val=200, num_test=200)
         if block.get("dataset") == "csbm":
             block["dataset_options"] = {"num_nodes": 300}
     return suite
@@ -432,8 +432,8 @@ def test_malformed_suites_and_params_are_valid_or_refused_in_one_line(
 RUN_EXAMPLES = max(50, EXAMPLES // 2)
 RUN_DATA = [
     ["--dataset", "digits"],
-    ["--dataset", "mnist1d", "--dataset-option", "num_samples=600"],
-    ["--dataset", "mnist1d", "--dataset-option", "num_samples=600"]
+    ["--dataset", "mnist1d", "--dataset-option", "num_train=400"],
+    ["--dataset", "mnist1d", "--dataset-option", "num_train=400"]
     + ["--dataset-option", "paired_image=true", "--dataset-option", "image_size=16"],
     ["--dataset", "csbm", "--dataset-option", "num_nodes=300"],
 ]

@@ -74,13 +74,13 @@ def test_the_dataset_digest_follows_its_generator_and_the_cache_key_follows_the_
     import benchmark.datasets as datasets
 
     before = {name: sources.dataset_digest(name) for name in ("mnist1d", "digits")}
-    key_before = datasets.cache_path("mnist1d", num_samples=100)
+    key_before = datasets.cache_path("mnist1d", num_train=100)
     path = tree / "benchmark" / "datasets" / "mnist1d.py"
     path.write_text(path.read_text() + "\n# edited generator\n")
     sources.file_digest.cache_clear()
     assert sources.dataset_digest("mnist1d") != before["mnist1d"]
     assert sources.dataset_digest("digits") == before["digits"]
-    assert datasets.cache_path("mnist1d", num_samples=100) != key_before
+    assert datasets.cache_path("mnist1d", num_train=100) != key_before
 
 
 def test_the_committed_dvc_yaml_is_what_the_pipeline_command_writes():

@@ -131,3 +131,15 @@ def test_an_unknown_precision_is_one_line():
         ValueError, match=r"^precision: 'fp16' is not allowed; allowed: fp32, bf16$"
     ):
         fit(method, data, cfg, CPU, progress=False)
+
+
+def test_perf_train_runs_the_torchvision_dataloader_baseline_in_the_same_run(capsys):
+    """`python -m benchmark perf train` measures our step and the per-sample torchvision +
+    DataLoader step of the same job, and prints their ratio (a figure, not a timed test)."""
+    from benchmark.perf import perf_train
+
+    out = perf_train(2, torch.device("cpu"), batch_size=32)
+    assert out["views_per_second"] > 0 and out["torchvision_views_per_second"] > 0
+    ratio = out["views_per_second"] / out["torchvision_views_per_second"]
+    assert out["speedup_vs_torchvision"] == pytest.approx(ratio)
+    assert "torchvision per-sample transforms + DataLoader" in capsys.readouterr().out

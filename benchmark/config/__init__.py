@@ -28,6 +28,8 @@ from benchmark.config.cells import (
     pair_name,
     suite_cells,
     suite_pairs,
+    testbed_key,
+    testbed_label,
 )
 from benchmark.config.checks import (
     _at,
@@ -138,6 +140,8 @@ __all__ = [
     "quiet_deprecations",
     "suite_cells",
     "suite_pairs",
+    "testbed_key",
+    "testbed_label",
     "suite_path",
     "validate_against_data",
     "validate_names",

@@ -16,31 +16,37 @@ def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> li
     seeds = params.seeds or block.seeds or suite.seeds
     keys = list(block.options)
     combos = list(itertools.product(*block.options.values())) or [()]
+    temperatures = block.temperatures or [None]
+    power = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}[block.lr_scaling]
+    lr = block.lr or suite.lr
     cells = []
     for objective in block_objectives(block):
-        for b, k, combo, seed in itertools.product(
-            block.batch_sizes, block.negatives, combos, seeds
+        for b, k, combo, t, seed in itertools.product(
+            block.batch_sizes, block.negatives, combos, temperatures, seeds
         ):
-            cells.append(
-                {
-                    "pair": pair_name(block.method, objective),
-                    "sweep": block.sweep,
-                    "tuned": block.tuned,
-                    "method": block.method,
-                    "objective": objective,
-                    "dataset": block.dataset,
-                    "encoder": encoder,
-                    "batch_size": b,
-                    "negatives": k,
-                    "seed": seed,
-                    "epochs": epochs,
-                    "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
-                    "lr": block.lr or suite.lr,
-                    "method_options": dict(zip(keys, combo, strict=True)),
-                    "dataset_options": dict(block.dataset_options),
-                    "data_root": block.data_root,
-                }
-            )
+            cell = {
+                "pair": pair_name(block.method, objective),
+                "sweep": block.sweep,
+                "tuned": block.tuned,
+                "method": block.method,
+                "objective": objective,
+                "dataset": block.dataset,
+                "encoder": encoder,
+                "batch_size": b,
+                "negatives": k,
+                "seed": seed,
+                "epochs": epochs,
+                "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
+                "lr": lr * (b / block.lr_batch) ** power,
+                "method_options": dict(zip(keys, combo, strict=True)),
+                "dataset_options": dict(block.dataset_options),
+                "data_root": block.data_root,
+            }
+            if t is not None:  # a fixed temperature; other cells carry no such key
+                cell["temperature"] = t
+            if block.precision != "fp32":  # the speed path, only where a block asks
+                cell["precision"] = block.precision
+            cells.append(cell)
     return cells
 
 
@@ -80,6 +86,19 @@ DEFAULT_ENCODER = {
 
 # the encoder for each kind of data when neither the block nor the dataset names one
 KIND_ENCODER = {"image": "cnn2d", "sequence": "cnn1d", "graph": "gcn", "vectors": "mlp"}
+
+
+def testbed_key(cell: dict) -> str:
+    """What a cell is tuned on: its data (dataset, options, root) and encoder. A pair is
+    tuned once per testbed it appears on (benchmark.tune)."""
+    keys = ("dataset", "encoder", "dataset_options", "data_root")
+    return json.dumps({k: cell[k] for k in keys}, sort_keys=True, default=repr)
+
+
+def testbed_label(cell: dict) -> str:
+    """``dataset / encoder`` plus the dataset options that set it apart, for people."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(cell["dataset_options"].items()))
+    return f"{cell['dataset']} / {cell['encoder']}" + (f" ({options})" if options else "")
 
 
 def pair_name(method: str, objective: str) -> str:

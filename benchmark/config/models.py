@@ -20,7 +20,8 @@ from pydantic import (
 )
 
 SUITES_DIR = Path("suites")
-Sweep = Literal["batch", "negatives", "queue", "method"]
+Sweep = Literal["batch", "negatives", "queue", "temperature", "method"]
+LrScaling = Literal["none", "sqrt", "linear"]
 
 # sanity bounds: beyond them a number is a typo (and overflows int32/int64 code paths)
 MAX_COUNT = 2**31 - 1  # epochs, batch sizes, negatives, trials
@@ -134,6 +135,15 @@ class Block(Strict):
     epochs: Count | None = None
     tuning_epochs: int | None = Field(None, ge=1, le=MAX_COUNT)  # each Optuna trial's
     lr: Number | None = Field(None, gt=0)  # this block's learning rate; default the suite's
+    # the rule that moves lr with the batch size: lr * (B / lr_batch) ** (1/2 or 1) (SimCLR
+    # appendix B.1 compares square-root and linear scaling); none keeps lr at every B
+    lr_scaling: LrScaling = "none"
+    lr_batch: int = Field(256, ge=2, le=MAX_COUNT)  # the batch size at which lr holds
+    # bf16: the encoders under bf16 autocast, heads and losses in fp32 (DESIGN.md's speed
+    # path; pays on convolutions with AVX512-BF16 or a GPU); fp32 everywhere by default
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # fixed temperatures (a temperature sweep); they replace the tuned temperature
+    temperatures: list[Annotated[float, Field(gt=0, le=1e3)]] | None = None
     seeds: list[Seed] | None = None
     tuned: bool = True  # cells use Optuna's best values; False = the objective's defaults
     dataset_options: dict[Name, Any] = {}
@@ -143,6 +153,11 @@ class Block(Strict):
     @classmethod
     def _batches(cls, v: list[int]) -> list[int]:
         return _distinct(v, "batch size")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures(cls, v: list[float] | None) -> list[float] | None:
+        return _distinct(v, "temperature")
 
     @field_validator("negatives")
     @classmethod

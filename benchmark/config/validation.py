@@ -74,6 +74,19 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
                     f"{where}.{unused[0]}: method {block.method!r} does not train, so it "
                     f"takes no {unused[0]}; allowed: leave it out"
                 )
+        if block.temperatures is not None:
+            cold = [o for o in objectives if "temperature" not in TUNABLE.get(o, ())]
+            if cold:
+                raise ConfigError(
+                    f"{where}.temperatures: objective {cold[0]!r} has no temperature; "
+                    f"allowed: objectives with one ("
+                    f"{', '.join(o for o, hp in TUNABLE.items() if 'temperature' in hp)})"
+                )
+        if "lr_batch" in given and block.lr_scaling == "none":
+            raise ConfigError(
+                f"{where}.lr_batch: lr_scaling is none, so lr holds at every batch size "
+                f"(got lr_batch {block.lr_batch}); allowed: set lr_scaling sqrt or linear"
+            )
         tunable = [o for o in objectives if TUNABLE.get(o)]
         if "tuning_epochs" in given and (not tunable or not block.tuned):
             if objectives == [NO_OBJECTIVE]:
@@ -183,9 +196,9 @@ def validate_against_data(suite: Suite, prepared: dict, source: str | None = Non
                 f"{block.dataset!r} at every step, so it takes no batch size (got "
                 f"{block.batch_sizes}); allowed: leave it out"
             )
-        n_train = len(data.splits["train"])
+        n_train = data.num_train
         too_big = [b for b in block.batch_sizes if b > n_train]
-        if too_big and not whole:
+        if too_big and not whole and METHODS.get(block.method).trains:  # random draws none
             raise ConfigError(
                 f"{where}.batch_sizes: {too_big[0]} is larger than the training "
                 f"split of {block.dataset!r} ({n_train} samples); allowed: 2 to {n_train}"

@@ -72,6 +72,14 @@ def _stratified_parts(labels: Tensor, fractions: Sequence[float], seed: int) -> 
     return [torch.sort(part)[0] for part in torch.split(order, sizes)]
 
 
+def stratified_subset(labels: Tensor, k: int, seed: int) -> Tensor:
+    """Sorted positions of a seeded, class-stratified subset of ``k`` of the N labels."""
+    n = labels.numel()
+    if not 0 < k <= n:
+        raise ValueError(f"a subset of {k} from {n} samples: allowed 1 to {n}")
+    return _stratified_parts(labels, (1.0 - k / n, k / n), seed)[1]
+
+
 def random_splits(
     labels: Tensor, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
 ) -> dict[str, Tensor]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +25,9 @@ class PreparedData:
       correlated partner y of ``gaussian_mi``), or None.
     - ``splits``: index tensors "train", "val", "test" (disjoint, seeded). The test split
       is read once per finished cell, never for selection.
-    - ``meta``: small JSON-able facts (num_classes, true_mi, ...).
+    - ``meta``: small JSON-able facts (num_classes, true_mi, ...). ``meta["train_draw"]``
+      (generated sets) makes ``splits["train"]`` a pool: each seed trains on its own
+      seeded draw of that many samples from it (:meth:`for_seed`); val and test are fixed.
     """
 
     name: str
@@ -40,6 +42,24 @@ class PreparedData:
     @property
     def num_classes(self) -> int:
         return int(self.meta.get("num_classes", int(self.y.max()) + 1))
+
+    @property
+    def num_train(self) -> int:
+        """The size of the training split a cell sees (its seed's draw from a pool)."""
+        return int(self.meta.get("train_draw") or len(self.splits["train"]))
+
+    def for_seed(self, seed: int) -> PreparedData:
+        """The data one cell of ``seed`` trains on: with a ``train_draw``, ``splits["train"]``
+        becomes that seed's draw of ``train_draw`` samples from the pool, stratified by
+        class (so a seed varies the training draw, as DESIGN.md asks); otherwise ``self``."""
+        draw = self.meta.get("train_draw")
+        if not draw or draw >= len(self.splits["train"]):
+            return self
+        from benchmark.datasets._common import stratified_subset
+
+        pool = self.splits["train"]
+        chosen = pool[stratified_subset(self.y[pool], int(draw), seed)]
+        return replace(self, splits={**self.splits, "train": chosen})
 
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         idx = self.splits[name]

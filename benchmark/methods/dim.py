@@ -95,7 +95,7 @@ class DIM(Method):
             g = self.encoder(x)
         finally:
             hook.remove()
-        return seen[-1], g
+        return seen[-1].float(), g  # the map may come from a bf16 forward (precision)
 
     def training_loss(self, batch: Batch) -> Tensor:
         fmap, y = self.global_and_local(batch.x)

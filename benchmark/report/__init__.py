@@ -15,11 +15,13 @@ Outputs (under ``--out``, default ``reports/``), every one written atomically:
   untrained encoder (fractions);
 * ``leaderboard.md`` -- a leaderboard per testbed, the paired-differences tables and the
   "Published trends" section;
+* ``quality.csv`` -- whether the grid measures: headroom, precision, tuning spread, tuned
+  vs untuned (``quality.py``), also a section of leaderboard.md;
 * ``trends.csv`` -- one row per published trend and scope: ``trend, source,
   measured_effect, ci_low, ci_high, verdict, detail`` (points; rule in ``trends.py``);
 * ``figures/*.png`` and ``figures/*.svg``; ``index.html`` (self-contained);
 * ``metrics.json`` -- flat headline metrics for ``dvc metrics diff``;
-* ``plots/acc_vs_batch.csv``, ``plots/acc_vs_negatives.csv`` -- tidy data for ``dvc plots``.
+* ``plots/acc_vs_batch.csv``, ``plots/acc_vs_negatives.csv``, ``plots/acc_vs_temperature.csv`` -- tidy data for ``dvc plots``.
 
 Modules: ``loading`` (inputs, atomic writes), ``stats`` (intervals, paired differences,
 ties, slopes, bootstrap, verdicts), ``tables`` (leaderboard, curves, metrics), ``trends``,
@@ -51,6 +53,7 @@ from benchmark.report.loading import (
     load_trials,
 )
 from benchmark.report.plotting import objective_palette, save
+from benchmark.report.quality import measurement_checks
 from benchmark.report.tables import headline_metrics, leaderboard, sweep_curve
 from benchmark.report.trends import published_trends
 
@@ -101,6 +104,7 @@ def _figures(results, lb, trials_df, trials_reason, mi_df, mi_reason, fig_dir) -
     makers = {
         "acc_vs_batch": lambda: fig.figure_acc_vs_batch(results, palette),
         "acc_vs_negatives": lambda: fig.figure_acc_vs_negatives(results, palette),
+        "acc_vs_temperature": lambda: fig.figure_acc_vs_temperature(results, palette),
         "method_objective_heatmap": lambda: fig.figure_heatmap(lb),
         "paired_differences": lambda: fig.figure_paired(lb),
         "sensitivity": lambda: fig.figure_sensitivity(trials_df, trials_reason, palette),
@@ -115,12 +119,13 @@ def _extra_tables(trials_df, trials_reason, mi_df, mi_reason, notes: list[str]) 
     extra: list[tuple[str, pd.DataFrame]] = []
     if trials_df is not None and not trials_df.empty:
         done = trials_df[trials_df["state"] == "COMPLETE"]
-        counts = trials_df.groupby(["method", "objective", "state"]).size().unstack(fill_value=0)
+        study = ["method", "objective", "dataset", "encoder"]  # one study per testbed
+        counts = trials_df.groupby([*study, "state"]).size().unstack(fill_value=0)
         if not done.empty:
-            best = done.loc[done.groupby(["method", "objective"])["val_acc"].idxmax()]
-            best = best[["method", "objective", "trial", "temperature", "margin", "val_acc"]]
-            best = best.merge(counts.reset_index(), on=["method", "objective"], how="left")
-            extra.append(("Best Optuna trial per method and objective", best))
+            best = done.loc[done.groupby(study)["val_acc"].idxmax()]
+            best = best[[*study, "trial", "temperature", "margin", "val_acc"]]
+            best = best.merge(counts.reset_index(), on=study, how="left")
+            extra.append(("Best Optuna trial per method, objective and testbed", best))
     else:
         notes.append(f"Sensitivity figure is a placeholder: {trials_reason}.")
     if mi_df is not None and not mi_df.empty:
@@ -147,9 +152,11 @@ def build_report(
     lb, trends = analysis.leaderboard, analysis.trends
     trials_df, trials_reason = trials
     mi_df, mi_reason = mi
+    quality = measurement_checks(results, lb, trials_df)
     written = [
         atomic_write_text(out / "leaderboard.csv", _csv(lb)),
-        atomic_write_text(out / "leaderboard.md", md.report_markdown(lb, trends)),
+        atomic_write_text(out / "leaderboard.md", md.report_markdown(lb, trends, quality)),
+        atomic_write_text(out / "quality.csv", _csv(quality)),
         atomic_write_text(out / "trends.csv", _csv(trends)),
         atomic_write_text(
             out / "plots/acc_vs_batch.csv", _csv(sweep_curve(results, ["batch"], "batch_size"))
@@ -158,12 +165,17 @@ def build_report(
             out / "plots/acc_vs_negatives.csv",
             _csv(sweep_curve(results, ["negatives", "queue"], "negatives")),
         ),
+        atomic_write_text(
+            out / "plots/acc_vs_temperature.csv",
+            _csv(sweep_curve(results, ["temperature"], "temperature")),
+        ),
         atomic_write_json(out / "metrics.json", headline_metrics(results, lb)),
     ]
     figs = _figures(results, lb, trials_df, trials_reason, mi_df, mi_reason, out / "figures")
     written += [p for paths in figs.values() for p in paths]
     notes: list[str] = []
-    extra = _extra_tables(trials_df, trials_reason, mi_df, mi_reason, notes)
+    extra = [(md.QUALITY_TITLE, quality)] if not quality.empty else []
+    extra += _extra_tables(trials_df, trials_reason, mi_df, mi_reason, notes)
     unused = sorted(set(results["sweep"]) - set(KNOWN_SWEEPS))
     if unused:
         notes.append(f"Rows of sweep(s) {', '.join(unused)} appear in no table or figure.")

@@ -33,6 +33,7 @@ from benchmark.report.tables import (
 FIGURES = {
     "acc_vs_batch": "Linear-probe accuracy vs batch size",
     "acc_vs_negatives": "Linear-probe accuracy vs number of negatives",
+    "acc_vs_temperature": "Linear-probe accuracy vs temperature",
     "method_objective_heatmap": "Method x objective linear-probe accuracy",
     "paired_differences": "Paired difference to each testbed's best entry",
     "sensitivity": "Sensitivity of validation accuracy to temperature and margin",
@@ -107,11 +108,29 @@ def _line_panels(
         ax.set_ylim(*ylims[testbed])
     fig.suptitle(title + " (mean, band = 95% t interval over seeds)")
     fig.tight_layout(w_pad=2.0)
+    if x != "temperature":
+        fig.text(0.01, -0.02, hyperparameter_note(data), ha="left", va="top", fontsize=9)
     sections = [("objective", objective_entries(data["objective"].unique(), palette))]
     if multi_method:
         sections.append(("method", method_entries(styles, lines=True)))
     figure_legend(fig, sections)
     return fig
+
+
+def hyperparameter_note(rows: pd.DataFrame) -> str:
+    """Which temperature / margin the points use: each tuned pair's one tuned value (tuned
+    once per pair, at its headline cell), the same at every point of the axis."""
+    used = []
+    for (method, objective), g in rows.groupby(["method", "objective"], sort=True):
+        for col, sym in (("temperature", "τ"), ("margin", "m")):
+            values = sorted(g[col].dropna().unique())
+            if values:
+                kind = "tuned" if g["tuned"].all() else "default"
+                shown = ", ".join(f"{v:.3g}" for v in values)
+                used.append(f"{method}/{objective} {sym}={shown} ({kind})")
+    if not used:
+        return "No temperature or margin on these points."
+    return "Every point of a series uses one value: " + "; ".join(used)
 
 
 def figure_acc_vs_batch(results: pd.DataFrame, palette: dict[str, Any]) -> Any:
@@ -137,6 +156,19 @@ def figure_acc_vs_negatives(results: pd.DataFrame, palette: dict[str, Any]) -> A
     ]
     xlabel = "negatives per anchor (log2 scale)"
     return _line_panels(rows, panels, "negatives", xlabel, title, palette)
+
+
+def figure_acc_vs_temperature(results: pd.DataFrame, palette: dict[str, Any]) -> Any:
+    """The temperature sweep: each point a fixed temperature (no tuned value is used)."""
+    title = FIGURES["acc_vs_temperature"]
+    rows = results[(results["sweep"] == "temperature") & ~results["diverged"]]
+    rows = rows[rows["temperature"].notna()]
+    if rows.empty:
+        return placeholder(title, "no temperature sweep cells (sweep = temperature) in results")
+    rows = rows.assign(temperature=rows["temperature"].astype(float))
+    panels = [("", f"{d} / {e}", g) for (d, e), g in rows.groupby(TESTBED, sort=True)]
+    xlabel = "temperature, fixed (log2 scale)"
+    return _line_panels(rows, panels, "temperature", xlabel, title, palette)
 
 
 def figure_heatmap(lb: pd.DataFrame) -> Any:

@@ -217,11 +217,31 @@ def trends_markdown(trends: pd.DataFrame, level: int = 2) -> str:
     return "\n".join(head) + "\n" + markdown_table(trends_table(trends))
 
 
-def report_markdown(lb: pd.DataFrame, trends: pd.DataFrame) -> str:
+QUALITY_TITLE = "Does the grid measure?"
+QUALITY_LEGEND = (
+    "The targets a default grid must meet for its comparisons to mean something: headroom "
+    "of each testbed's best self-supervised entry over its untrained encoder (>= 10 points, "
+    "95% intervals apart), the precision of the headline entries (95% half-width <= 1 "
+    "point), a spread of Optuna's trials wide enough that tuning chooses (> 2 points of "
+    "validation accuracy), and tuned entries at least as good as untuned ones (paired by "
+    "seed). A `no` says which comparisons of this report cannot be trusted."
+)
+
+
+def quality_markdown(quality: pd.DataFrame, level: int = 2) -> str:
+    head = [f"{'#' * level} {QUALITY_TITLE}", "", QUALITY_LEGEND, ""]
+    return "\n".join(head) + "\n" + markdown_table(quality)
+
+
+def report_markdown(
+    lb: pd.DataFrame, trends: pd.DataFrame, quality: pd.DataFrame | None = None
+) -> str:
     """The whole of reports/leaderboard.md."""
     parts = ["# Leaderboard", "", leaderboard_markdown(lb, level=2)]
     if not lb.empty:
         parts.append(paired_markdown(lb, level=2))
+    if quality is not None and not quality.empty:
+        parts.append(quality_markdown(quality, level=2))
     parts.append(trends_markdown(trends, level=2))
     return "\n".join(parts)
 

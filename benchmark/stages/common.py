@@ -52,6 +52,12 @@ def load_for_pair(
     the YAML alone (no torch import), so its stages cost a fraction of a second."""
     params = load_params(params_path)
     suite = load_suite(params.suite, check_names=False)
+    if suite.validate_only:  # gpu: `prepare` checks it against its data; nothing runs here
+        raise ConfigError(
+            f"suite {suite.name!r} is validate_only: prepare checked it, and its cells are "
+            f"not trained on this machine; allowed: set validate_only: false in "
+            f"suites/{params.suite}.yaml to run it (on a GPU machine)"
+        )
     _known_pair(pair)
     if pair not in suite_pairs(suite):
         return params, suite, []

@@ -46,10 +46,23 @@ def cell_slot(cell: dict) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def tuned_for(cell: dict, answer: dict) -> dict:
+    """The tuned values of the cell's testbed: a pair tuned on several testbeds keeps one
+    study per testbed (``answer["testbeds"]``); otherwise its one ``params``."""
+    from benchmark.config import testbed_key
+
+    per_testbed = answer.get("testbeds")
+    if per_testbed:
+        return per_testbed.get(testbed_key(cell), {}).get("params", {})
+    return answer.get("params", {})
+
+
 def cell_config(cell: dict, tuned: dict):
     from benchmark.train import CellConfig
 
-    hp = tuned if cell["tuned"] else {}
+    hp = dict(tuned) if cell["tuned"] else {}
+    if cell.get("temperature") is not None:  # a temperature sweep's fixed point
+        hp["temperature"] = cell["temperature"]
     return CellConfig(
         method=cell["method"],
         objective=cell["objective"],
@@ -60,6 +73,7 @@ def cell_config(cell: dict, tuned: dict):
         seed=cell["seed"],
         epochs=cell["epochs"],
         lr=cell["lr"],
+        precision=cell.get("precision", "fp32"),
         method_options=cell["method_options"],
         dataset_options=cell["dataset_options"],
         data_root=cell["data_root"],
@@ -129,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     apply_device(params)
     tuned_path = TUNED_DIR / f"{args.pair}.json"
-    tuned = json.loads(tuned_path.read_text())["params"] if tuned_path.is_file() else {}
-    configs = [(cell, cell_config(cell, tuned)) for cell in cells]
+    answer = json.loads(tuned_path.read_text()) if tuned_path.is_file() else {}
+    configs = [(cell, cell_config(cell, tuned_for(cell, answer))) for cell in cells]
     # a row is identified by (config_hash, sweep): one configuration can belong to several
     # sweeps (batch 256 is also the headline cell and the all-negatives point); it is
     # trained once and its row copied under each sweep. A row is current only when its

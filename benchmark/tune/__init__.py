@@ -20,7 +20,12 @@ Two ways to run a study:
 
 - default (``tune.workers: null``): one process asks trials in batches of ``workers`` and
   runs each in a forked process. Deterministic: the same seed asks the same points
-  whatever the workers' speed. One invocation per study at a time.
+  whatever the workers' speed, trial number n sampling from its own stream seeded by
+  (``tune.sampler_seed``, n). One invocation per study at a time. A kill is resumed
+  exactly: the trials it left RUNNING are run again in place (same numbers, same
+  parameters; cells seed themselves), their batch is completed and judged by the pruner
+  on the same history, so the resumed study equals an uninterrupted one (the kill
+  drills, ``benchmark/drill.py``, check it).
 - shared-study workers (``--workers N`` or ``tune.workers: N``, and/or one invocation per
   machine against one PostgreSQL ``tune.storage``): every worker asks, runs and tells
   one trial at a time. A worker claims a trial under a lock held in the storage's own
@@ -31,8 +36,8 @@ Two ways to run a study:
   killed) is failed by the next worker that looks, and re-queued with the same
   parameters (``RetryHeartbeatStaleTrialCallback``, ``tune.retries`` times), so the
   budget is still met. Trial number n samples from its own stream, seeded by
-  (``tune.sampler_seed``, n). With one worker the study is deterministic, the same on
-  SQLite and PostgreSQL (though not the default mode's sequence: another seeding); with
+  (``tune.sampler_seed``, n), as in the default mode. With one worker the study is
+  deterministic, the same on SQLite and PostgreSQL; with
   several, which points are asked (and pruned) depends on which trials have finished
   when a worker asks, and which worker gets which number: the budget, the study's name,
   the search space and each trial's result for its parameters (cells seed themselves)
@@ -52,7 +57,7 @@ import sys
 from pathlib import Path
 
 from benchmark import atomic
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, testbed_key, testbed_label
 from benchmark.errors import UserError
 from benchmark.layout import TRIAL_COLUMNS, TRIALS_DIR, TUNED_DIR
 from benchmark.stages.common import (
@@ -162,9 +167,13 @@ def run(args: argparse.Namespace) -> int:
         )
     tunable = _tunable(cells)
     budget = trial_budget(params, suite)
+    in_suite = bool(cells)
+    cells = [c for c in cells if c["tuned"]]  # the study serves the tuned cells only
     if not cells or not tunable or budget == 0:
         reason = (
             "not in suite"
+            if not in_suite
+            else "no tuned cell: every block of the pair sets tuned: false"
             if not cells
             else "no tunable hyperparameter"
             if not tunable
@@ -172,22 +181,42 @@ def run(args: argparse.Namespace) -> int:
         )
         return nothing(suite.name, reason)
     apply_device(params)
-    key = study_key(args.pair, cells[0], tunable, suite, params)
+    # one study per testbed the pair's tuned cells use, each with the same budget, set at
+    # the first cell of that testbed
+    firsts: dict[str, dict] = {}
+    for cell in cells:
+        firsts.setdefault(testbed_key(cell), cell)
+    templates = list(firsts.values())
+    keys = [study_key(args.pair, t, tunable, suite, params) for t in templates]
+    key = keys[0] if len(keys) == 1 else "+".join(keys)
     if out.is_file() and trials_out.is_file():
         previous = json.loads(out.read_text())
-        if previous.get("key") == key and previous.get("n_trials", 0) >= budget:
+        if previous.get("key") == key and previous.get("n_trials", 0) >= budget * len(keys):
             print(
                 f"tune@{args.pair}: already tuned ({previous['n_trials']} trials, same "
                 f"search space and code): {previous['params']}"
             )
             return 0
-    best, rows = study(args.pair, cells[0], tunable, suite, params, key)
-    _write_json(out, best)
+    answers, rows = [], []
+    for template, k in zip(templates, keys, strict=True):
+        best, trial_rows = study(args.pair, template, tunable, suite, params, k)
+        best["testbed"] = testbed_label(template)
+        answers.append((testbed_key(template), best))
+        rows += [{**r, "dataset": template["dataset"], "encoder": template["encoder"]}
+                 for r in trial_rows]  # fmt: skip
+        print(
+            f"tune@{args.pair} on {best['testbed']}: best {best['params']} "
+            f"val_acc={best['best_val_acc']:.4f} ({best['n_trials']} trials)"
+        )
+    answer = dict(answers[0][1])
+    if len(answers) > 1:  # the cells of each testbed take their own study's values
+        answer.update(
+            key=key,
+            n_trials=sum(b["n_trials"] for _, b in answers),
+            testbeds={tb: b for tb, b in answers},
+        )
+    _write_json(out, answer)
     _write_trials(rows, trials_out)
-    print(
-        f"tune@{args.pair}: best {best['params']} val_acc={best['best_val_acc']:.4f} "
-        f"({best['n_trials']} trials)"
-    )
     return 0
 
 
@@ -214,7 +243,8 @@ def study(
     thread each). A worker reports its validation kNN accuracy after every epoch and the
     parent answers with the pruner's verdict; trials are told only when their whole batch
     is over, so the pruner and the sampler see the same history whichever worker is
-    faster, and a re-run with the same seed asks the same points.
+    faster, and a re-run with the same seed asks the same points. A batch a kill cut
+    short is finished first (``_resume_batch``).
     """
     import optuna
     from tqdm.auto import tqdm
@@ -230,11 +260,8 @@ def study(
         study = run_shared(pair, template, tunable, suite, params, name, budget)
         return _summary(study, pair, template, suite, name, storage, key)
     study = _open(name, _storage(storage), params, template, budget)
-    # a trial an interruption left RUNNING will never report: closed as FAIL, not counted
-    interrupted = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.RUNNING]
-    for tr in interrupted:
-        study.tell(tr.number, state=optuna.trial.TrialState.FAIL)
-    remaining = max(0, budget - sum(counts(tr) for tr in study.trials))
+    batch = _resume_batch(study, params, budget, tunable, suite.search_space, template, t)
+    remaining = max(0, budget - sum(counts(tr) for tr in study.trials) - len(batch))
     stage = f"tune@{pair}"
 
     with tracking.stage_run(
@@ -244,24 +271,79 @@ def study(
         params={"pair": pair, "trials": budget, "study": name, "workers": params.workers},
     ):
         bar = tqdm(
-            total=remaining, desc=stage, unit="trial", disable=not params.progress, file=sys.stderr
+            total=remaining + len(batch),
+            desc=stage,
+            unit="trial",
+            disable=not params.progress,
+            file=sys.stderr,
         )
-        while remaining > 0:
-            batch = []
-            for _ in range(min(max(1, params.workers), remaining)):
-                trial = study.ask()
-                hp = _suggest(trial, tunable, suite.search_space)
-                batch.append((trial, _trial_config(template, t, hp)))
-            outcomes = _run_batch(batch, params.threads)
+        while batch or remaining > 0:
+            if not batch:
+                first = len(study.get_trials(deepcopy=False))
+                for _ in range(min(max(1, params.workers), remaining)):
+                    trial = _ask(study, params, budget)
+                    hp = _suggest(trial, tunable, suite.search_space)
+                    batch.append((trial, _trial_config(template, t, hp)))
+                remaining -= len(batch)
+            else:  # the batch an interruption cut short
+                first = min(trial.number for trial, _ in batch)
+            outcomes = _run_batch(batch, params.threads, before=first)
             for (trial, cfg), (state, row, history, error, start_ms) in zip(
                 batch, outcomes, strict=True
             ):
                 _tell(study, trial, state, row, error)
                 told = _outcome(trial, cfg, state, row, history, error, start_ms)
                 log_trial(suite.name, stage, pair, told, bar)
-            remaining -= len(batch)
+            batch = []
         bar.close()
     return _summary(study, pair, template, suite, name, storage, key)
+
+
+def _ask(study, params, budget: int):
+    """A new trial whose point is drawn from its own stream, seeded by
+    (``tune.sampler_seed``, its number): a study resumed after a kill asks each number the
+    same point as an uninterrupted one (one seeded sampler would restart its stream)."""
+    number = len(study.get_trials(deepcopy=False))
+    study.sampler = _sampler(params, budget, seed=_trial_seed(params.tune, number))
+    return study.ask()
+
+
+def _resume_batch(study, params, budget: int, tunable, space, template: dict, tuning) -> list:
+    """The batch an interruption (a kill, a lost machine) cut short, to be run again.
+
+    Its trials are still RUNNING: each is run again in place, under its own number with
+    the parameters it was asked (a trial seeds its cells itself), and the batch is topped
+    up with the trials it had not asked yet, so the resumed study equals an uninterrupted
+    one: the same numbers, points, values and states, and no FAIL left by the kill. A
+    RUNNING trial beyond the budget (it was lowered) is closed as FAIL, not counted."""
+    import warnings
+
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    stale = sorted(
+        (tr for tr in trials if tr.state == TrialState.RUNNING), key=lambda tr: tr.number
+    )
+    if not stale:
+        return []
+    first = stale[0].number
+    before = sum(counts(tr) for tr in trials if tr.number < first)
+    size = max(0, min(max(1, params.workers), budget - before))
+    keep, drop = stale[:size], stale[size:]
+    for tr in drop:
+        study.tell(tr.number, state=TrialState.FAIL)
+    batch = []
+    for tr in keep:
+        study.sampler = _sampler(params, budget, seed=_trial_seed(params.tune, tr.number))
+        trial = optuna.trial.Trial(study, tr._trial_id)
+        batch.append((trial, _trial_config(template, tuning, _suggest(trial, tunable, space))))
+    asked = sum(1 for tr in trials if tr.number >= first)  # its trials told before the kill too
+    for _ in range(max(0, size - asked)):  # killed while asking its trials
+        trial = _ask(study, params, budget)
+        batch.append((trial, _trial_config(template, tuning, _suggest(trial, tunable, space))))
+    warnings.filterwarnings("ignore", message="The reported value is ignored")
+    return batch
 
 
 def _write_json(path: Path, obj: dict) -> None:

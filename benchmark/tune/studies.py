@@ -150,6 +150,7 @@ def _trial_config(template: dict, tuning, hp: dict):
         method_options=template["method_options"],
         dataset_options=template["dataset_options"],
         data_root=template["data_root"],
+        precision=template.get("precision", "fp32"),
         **hp,
     )
 

@@ -138,7 +138,9 @@ def test_graph_augment():
 
 
 def test_make_augment_dispatch():
-    seq = prepare_dataset("mnist1d", cache_dir=None, num_samples=200, paired_image=True)
+    seq = prepare_dataset(
+        "mnist1d", cache_dir=None, num_train=140, num_val=30, num_test=30, paired_image=True
+    )
     assert isinstance(make_augment(seq), SequenceAugment)
     image_tower = make_augment(seq, modality="x2")
     assert isinstance(image_tower, ImageAugment)

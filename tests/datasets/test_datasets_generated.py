@@ -12,7 +12,7 @@ from benchmark.datasets.gaussian_mi import rho_for_mi, true_mi
 
 SMALL = {
     "digits": {},
-    "mnist1d": {"num_samples": 1000},
+    "mnist1d": {"num_train": 700, "num_val": 150, "num_test": 150},
     "csbm": {"num_nodes": 500},
     "gaussian_mi": {"num_samples": 2000},
 }
@@ -56,18 +56,34 @@ def test_digits():
         assert d.y[idx].unique().numel() == 10
 
 
-def test_mnist1d_keeps_its_test_set_and_default_size():
-    d = build("mnist1d")
-    assert (d.kind, tuple(d.x.shape), d.x.dtype) == ("sequence", (1000, 1, 40), torch.float32)
+def test_mnist1d_fixed_evaluation_sets_and_a_pool():
+    d = build("mnist1d")  # 700 per draw from a pool of 1400; val 150, test 150
+    assert (d.kind, tuple(d.x.shape), d.x.dtype) == ("sequence", (1700, 1, 40), torch.float32)
     assert d.num_classes == 10 and d.x2 is None
     assert_splits(d)
-    # the package's 80/20: its test part (the last 200) is our test split
-    assert torch.equal(d.splits["test"], torch.arange(800, 1000))
-    assert d.splits["val"].max() < 800
-    # the default size is documented as 10000 -> 6800/1200/2000
+    assert torch.equal(d.splits["test"], torch.arange(150))
+    assert torch.equal(d.splits["val"], torch.arange(150, 300))
+    assert len(d.splits["train"]) == 1400 and d.num_train == 700
+    # the defaults are DESIGN.md's sizes: test >= 5000, val >= 2000
     from benchmark.datasets import dataset_options
 
-    assert dataset_options("mnist1d")["num_samples"] == 10_000
+    defaults = dataset_options("mnist1d")
+    assert (defaults["num_train"], defaults["num_val"], defaults["num_test"]) == (6000, 2000, 5000)
+
+
+def test_mnist1d_seed_draws_its_own_training_set():
+    d = build("mnist1d")
+    a, b = d.for_seed(0), d.for_seed(1)
+    assert len(a.splits["train"]) == len(b.splits["train"]) == 700
+    assert not torch.equal(a.splits["train"], b.splits["train"])
+    assert torch.equal(a.splits["train"], d.for_seed(0).splits["train"])  # seeded
+    assert set(a.splits["train"].tolist()) <= set(d.splits["train"].tolist())
+    for part in (a, b):
+        assert torch.equal(part.splits["test"], d.splits["test"])  # the test set is fixed
+        assert torch.equal(part.splits["val"], d.splits["val"])
+        counts = torch.bincount(part.y[part.splits["train"]], minlength=10)
+        assert counts.min() >= 60 and counts.max() <= 80, counts  # stratified: ~70 each
+        part.validate()
 
 
 def test_mnist1d_data_fixed_across_seeds_and_rng_untouched():
@@ -81,12 +97,20 @@ def test_mnist1d_data_fixed_across_seeds_and_rng_untouched():
     assert before == after, "mnist1d generation leaked into numpy's global RNG"
     b = build("mnist1d", seed=1)
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
-    assert not torch.equal(a.splits["val"], b.splits["val"])
+
+
+def test_mnist1d_as_images():
+    d = build("mnist1d", image=True, image_size=16)
+    assert (d.kind, tuple(d.x.shape)) == ("image", (1700, 1, 16, 16)) and d.x2 is None
+    signals = build("mnist1d")
+    assert torch.equal(d.y, signals.y)
+    assert torch.equal(d.x[:, 0], render_signals(signals.x[:, 0], 16)[:, 0])
+    d.validate()
 
 
 def test_mnist1d_paired_image():
     d = build("mnist1d", paired_image=True, image_size=16)
-    assert d.x2 is not None and tuple(d.x2.shape) == (1000, 1, 16, 16)
+    assert d.x2 is not None and tuple(d.x2.shape) == (1700, 1, 16, 16)
     assert d.x2.dtype == torch.float32 and d.x2.min() >= 0 and d.x2.max() <= 1
     # every column of every image has a lit pixel (the line is continuous)
     assert (d.x2.amax(dim=2) > 0.5).all()
@@ -190,5 +214,5 @@ def test_same_seed_same_data(name):
         assert torch.equal(a.splits[k], b.splits[k])
     if a.edge_index is not None:
         assert torch.equal(a.edge_index, b.edge_index)
-    c = build(name, seed=4)
-    assert not torch.equal(a.splits["train"], c.splits["train"])
+    c = build(name, seed=4)  # a seed changes the split or, from a pool, the draw
+    assert not torch.equal(a.for_seed(3).splits["train"], c.for_seed(4).splits["train"])

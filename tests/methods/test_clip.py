@@ -13,7 +13,9 @@ from benchmark.train import CellConfig, build_method
 
 
 def _clip(prepared, objective="infonce", temperature=None, **options):
-    data = prepared("mnist1d", num_samples=1000, paired_image=True, image_size=16)
+    data = prepared(
+        "mnist1d", num_train=700, num_val=150, num_test=150, paired_image=True, image_size=16
+    )
     cfg = CellConfig(
         method="clip",
         objective=objective,

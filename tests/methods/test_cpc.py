@@ -20,7 +20,7 @@ B = 16
 
 
 def _cpc(prepared, objective="infonce", **options):
-    data = prepared("mnist1d", num_samples=1000)
+    data = prepared("mnist1d", num_train=700, num_val=150, num_test=150)
     cfg = CellConfig(
         method="cpc",
         objective=objective,
@@ -218,7 +218,7 @@ def test_the_cosine_critic_is_an_option(prepared):
 
 
 def test_an_explicit_temperature_is_honoured(prepared):
-    data = prepared("mnist1d", num_samples=1000)
+    data = prepared("mnist1d", num_train=700, num_val=150, num_test=150)
     cfg = CellConfig(
         method="cpc", objective="infonce", dataset="mnist1d", encoder="cnn1d", temperature=0.5
     )

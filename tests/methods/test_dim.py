@@ -14,7 +14,11 @@ from benchmark.train import CellConfig, build_method
 
 
 def _dim(prepared, dataset="digits", encoder="cnn2d", **options):
-    data = prepared(dataset) if dataset == "digits" else prepared(dataset, num_samples=1000)
+    data = (
+        prepared(dataset)
+        if dataset == "digits"
+        else prepared(dataset, num_train=700, num_val=150, num_test=150)
+    )
     cfg = CellConfig(
         method="dim",
         objective="jsd",

@@ -31,7 +31,7 @@ def _linear(data, **cfg) -> float:
 
 @pytest.fixture(scope="module")
 def mnist1d(prepared):
-    return prepared("mnist1d", num_samples=10_000)
+    return prepared("mnist1d", num_train=6000)
 
 
 @pytest.fixture(scope="module")

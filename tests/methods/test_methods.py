@@ -29,9 +29,11 @@ SETTING = {
 
 def _data(prepared, name):
     if name == "mnist1d_pairs":
-        return prepared("mnist1d", num_samples=1000, paired_image=True, image_size=16)
+        return prepared(
+            "mnist1d", num_train=700, num_val=150, num_test=150, paired_image=True, image_size=16
+        )
     if name == "mnist1d":
-        return prepared("mnist1d", num_samples=1000)
+        return prepared("mnist1d", num_train=700, num_val=150, num_test=150)
     return prepared(name)
 
 

@@ -115,6 +115,8 @@ def synthetic_trials() -> pd.DataFrame:
                 dict(
                     method="simclr",
                     objective=objective,
+                    dataset="digits",
+                    encoder="mlp",
                     trial=trial,
                     temperature=value if param == "temperature" else np.nan,
                     margin=value if param == "margin" else np.nan,

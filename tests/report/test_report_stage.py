@@ -17,6 +17,7 @@ from benchmark.errors import UserError
 FIGURE_NAMES = [
     "acc_vs_batch",
     "acc_vs_negatives",
+    "acc_vs_temperature",
     "method_objective_heatmap",
     "paired_differences",
     "sensitivity",
@@ -53,7 +54,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, synthetic) -> Path:
 def test_every_output_exists_and_is_non_empty(rendered: Path) -> None:
     out = rendered / "out"
     expected = ["leaderboard.csv", "leaderboard.md", "trends.csv", "index.html", "metrics.json"]
-    expected += ["plots/acc_vs_batch.csv", "plots/acc_vs_negatives.csv"]
+    expected += [
+        "plots/acc_vs_batch.csv",
+        "plots/acc_vs_negatives.csv",
+        "plots/acc_vs_temperature.csv",
+    ]
     expected += [f"figures/{n}.{ext}" for n in FIGURE_NAMES for ext in ("png", "svg")]
     for rel in expected:
         assert (out / rel).is_file(), rel
