@@ -153,6 +153,7 @@ def check_hyperparameters(args: argparse.Namespace, objective: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from benchmark.config import (
         KIND_ENCODER,
+        CellConfig,
         ConfigError,
         check_dataset_options,
         check_encoder_on,
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.datasets import DATASETS, cache_path, prepare_dataset
     from benchmark.encoders import ENCODERS
     from benchmark.methods import METHODS, NO_OBJECTIVE, check_compatible
-    from benchmark.train import CellConfig, build_method, run_cell
+    from benchmark.train import build_method, run_cell
 
     # everything the flags alone decide, before any data is built or written
     check_flags(args)

@@ -1,7 +1,7 @@
 """Kill drill, small: `dvc repro` of a tiny suite killed with SIGKILL mid-trial (a
 RUNNING trial left in the Optuna study), mid-train (between two cells) and mid-flush,
 resumed each time by a plain `dvc repro`: results.csv, the Optuna study and the MLflow
-run tree equal an uninterrupted run's (benchmark/drill.py; `python -m benchmark perf
+run tree equal an uninterrupted run's (benchmark/drill/; `python -m benchmark perf
 drill` runs the 10 seeded kills on the smoke suite)."""
 
 from __future__ import annotations

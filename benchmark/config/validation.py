@@ -213,7 +213,8 @@ def check_methods_build(block: Block, encoder: str, data, where: str, built: set
     anything runs, rather than in the middle of a train stage. ``built`` skips repeats."""
     import torch
 
-    from benchmark.train import CellConfig, build_method
+    from benchmark.config.cell import CellConfig
+    from benchmark.train import build_method
 
     combos = [
         dict(zip(block.options, combo, strict=True))

@@ -135,28 +135,22 @@ def _suggest(trial, tunable: tuple[str, ...], space) -> dict:
 
 
 def _trial_config(template: dict, tuning, hp: dict):
-    from benchmark.train import CellConfig
+    """A trial's CellConfig: the template cell at the trial's point ``hp``, with tuning's
+    batch size (at most the cell's), seed and epochs, and every negative."""
+    from benchmark.config import cell_config
 
-    return CellConfig(
-        method=template["method"],
-        objective=template["objective"],
-        dataset=template["dataset"],
-        encoder=template["encoder"],
+    return cell_config(
+        template,
+        hp,
         batch_size=min(tuning.batch_size, template["batch_size"]),
         negatives=None,
         seed=tuning.seed,
         epochs=template["tuning_epochs"],
-        lr=template["lr"],
-        method_options=template["method_options"],
-        dataset_options=template["dataset_options"],
-        data_root=template["data_root"],
-        precision=template.get("precision", "fp32"),
-        **hp,
     )
 
 
 def _outcome(trial, cfg, state, row, history, error, start_ms: int, worker=None) -> dict:
-    """What ``log_trial`` journals and prints of a told trial."""
+    """What ``log_trial`` journals and prints of a finished trial."""
     return {
         "number": trial.number,
         "params": dict(trial.params),
@@ -171,7 +165,8 @@ def _outcome(trial, cfg, state, row, history, error, start_ms: int, worker=None)
 
 
 def log_trial(suite_name: str, stage: str, pair: str, outcome: dict, bar) -> None:
-    """Journal one told trial (an MLflow nested run) and print its line."""
+    """Journal one finished trial (an MLflow nested run) and print its line: before it
+    is told to Optuna (``_tell``), so a kill in between runs it again, never loses it."""
     from benchmark import tracking
 
     state, row, error = outcome["state"], outcome["row"], outcome["error"]

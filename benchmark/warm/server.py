@@ -1,28 +1,10 @@
-"""A warm process that stage commands fork from, so 60-odd DVC stages do not each pay
-~7 s of imports (torch 3 s, torch._dynamo 2.6 s on the first optimizer, pandas, optuna...).
+"""The warm server (see ``benchmark.warm``): where it lives (its key, socket, lock, pid
+and log files), and the process itself, which imports the third-party libraries once and
+forks a child per stage command.
 
-`python -m benchmark <stage>` first tries ``run_warm``: it connects to a server on a Unix
-socket, which forks a child that runs the command exactly as a fresh process would: with
-the caller's argv, working directory, environment, ``sys.path`` and stdin/stdout/stderr
-(the file descriptors themselves are passed over the socket). The server has imported
-only third-party libraries, never ``benchmark``: each child imports this package from
-disk, so an edited source file takes effect at once. The child's exit code is the
-caller's. Ctrl-C and SIGTERM sent to the caller are forwarded to the child's process
-group; if the caller dies (even by kill -9), the child and its workers are killed too, so
-an interrupted stage never keeps running behind DVC's back.
-
-After a tune or train stage's child exits, the server flushes the MLflow journals that
-stages leave behind (``tracking.flush``) in a background child at the lowest CPU priority,
-using the core that DVC's own per-stage bookkeeping leaves idle; the ``results`` stage
-then has little left to write (the two take turns through a lock file).
-
-When no server is running the caller starts one in the background and runs its own
-command in-process (it does not wait). The server is keyed on the Python interpreter, its
-installed packages and this file, and exits after ``BENCHMARK_WARM_IDLE`` seconds (default
-120) without work. ``BENCHMARK_WARM=0`` turns all this off.
-
-This module is imported by every ``python -m benchmark`` call and by the server as a
-plain script, so it imports only the standard library at top level.
+Started by the caller as a plain script (``python -I benchmark/warm/server.py serve KEY``),
+so it imports only the standard library at top level and never ``benchmark``: each child
+imports the package from the caller's ``sys.path``.
 """
 
 from __future__ import annotations
@@ -34,14 +16,11 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-# the subcommands that DVC runs as stages; quick tools (list, --help) stay in-process
-STAGE_COMMANDS = frozenset({"prepare", "mi", "tune", "train", "results", "report", "check"})
 # what the server imports once; every module is optional (skipped when missing)
 PRELOAD = (
     "numpy",
@@ -67,25 +46,20 @@ PRELOAD = (
 _HEADER = struct.Struct("!I")
 
 
-def _enabled() -> bool:
-    if not hasattr(socket, "send_fds") or not hasattr(os, "fork"):
-        return False  # Windows: no fork, no descriptor passing
-    return os.environ.get("BENCHMARK_WARM", "1").lower() not in {"0", "false", "no", "off"}
-
-
 def _idle_seconds() -> float:
     return float(os.environ.get("BENCHMARK_WARM_IDLE", "120"))
 
 
 def server_key() -> str:
-    """Same interpreter, same installed packages, same server code -> same server."""
+    """Same interpreter, same installed packages, same warm code -> same server."""
     h = hashlib.sha256()
     h.update(os.path.realpath(sys.executable).encode())
     h.update(sys.prefix.encode())
     for entry in sys.path:  # site-packages' mtime changes whenever pip installs
         if entry.endswith("site-packages") and os.path.isdir(entry):
             h.update(f"{entry}:{os.stat(entry).st_mtime_ns}".encode())
-    h.update(Path(__file__).read_bytes())
+    for source in sorted(Path(__file__).parent.glob("*.py")):  # the caller and the server
+        h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -108,95 +82,6 @@ def paths(key: str | None = None) -> dict[str, Path]:
         "pid": d / f"{key}.pid",
         "log": d / f"{key}.log",
     }
-
-
-# --- the caller ---------------------------------------------------------------------------
-
-
-def run_warm(argv: list[str]) -> int | None:
-    """Run ``argv`` (a stage subcommand) in a child of the warm server and return its exit
-    code; None when it should run in-process instead (disabled, not a stage, no server)."""
-    if not argv or argv[0] not in STAGE_COMMANDS or not _enabled():
-        return None
-    try:
-        p = paths()
-    except OSError:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(p["socket"]))
-    except OSError:
-        sock.close()
-        _start_server(p)
-        return None
-    with sock:
-        request = json.dumps(
-            {
-                "argv": [sys.argv[0], *argv],
-                "cwd": os.getcwd(),
-                "env": dict(os.environ),
-                "path": sys.path,
-            }
-        ).encode()
-        try:
-            socket.send_fds(sock, [_HEADER.pack(len(request)) + request], [0, 1, 2])
-            reader = sock.makefile("r", encoding="utf-8")
-            line = reader.readline()
-        except OSError:
-            return None
-        if not line.startswith("pid "):
-            return None  # the server was exiting: nothing has run, run it here
-        child = int(line.split()[1])
-        forward = _forward_signals(child)
-        try:
-            line = reader.readline()
-        finally:
-            for sig, old in forward.items():
-                signal.signal(sig, old)
-    if line.startswith("exit "):
-        return int(line.split()[1])
-    return 1  # the child died without reporting (killed)
-
-
-def _forward_signals(child: int) -> dict:
-    def forward(signum, _frame):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child, signum)
-
-    return {
-        sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    }
-
-
-def _start_server(p: dict[str, Path]) -> None:
-    """Start a server in the background unless one is running or starting (it holds the
-    lock file for its whole life)."""
-    import fcntl
-
-    try:
-        fd = os.open(p["lock"], os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return  # a server holds it: starting up, or busy and reachable shortly
-    os.close(fd)  # released: the server takes it; two racing servers: the second exits
-    with contextlib.suppress(OSError), open(p["log"], "ab") as log:
-        subprocess.Popen(
-            # -I: no script directory on sys.path (benchmark/ would shadow real packages)
-            [sys.executable, "-I", str(Path(__file__).resolve()), "serve", p["socket"].stem],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd="/",
-            start_new_session=True,
-            close_fds=True,
-        )
-
-
-# --- the server ---------------------------------------------------------------------------
 
 
 def serve(key: str) -> int:
