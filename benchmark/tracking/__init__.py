@@ -5,6 +5,9 @@ to a server. One experiment per suite; a parent run per stage invocation; a nest
 per grid cell and per Optuna trial. A finished cell (same ``config_hash`` and
 ``code_digest``) is never logged twice; a cell retrained because its code changed gets a
 new run, and its earlier run is kept and tagged ``superseded`` (with ``superseded_by``).
+A trial has one run per (study, trial number): a trial journaled again (a tune stage
+killed after journaling it and before telling it to Optuna runs it again on resume) keeps
+its last journaled outcome, the one Optuna was told; the earlier run is deleted.
 
 Stages do not talk to MLflow while they train. ``stage_run`` and ``log_cell`` append
 records (params, per-epoch history, final metrics, start and end times) to a journal file

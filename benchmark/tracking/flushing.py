@@ -36,7 +36,9 @@ def flush(directory: Path = JOURNAL_DIR) -> int:
     """Write every finished journal to MLflow and delete it; returns the runs created.
 
     Idempotent: a stage run is found again by its journal id, a cell by its config hash,
-    so a flush interrupted half-way and repeated creates no duplicates.
+    a trial by its study and number, so a flush interrupted half-way and repeated creates
+    no duplicates. A trial journaled twice (its stage killed between journaling it and
+    telling it to Optuna, then resumed) has one run: the later journaled outcome's.
     """
     if not pending(directory):
         return 0
@@ -128,9 +130,27 @@ def _flush_one(records: list[dict], uri: str | None = None) -> int:
         _log_batch(client, parent, params=[Param(k, v) for k, v in head["params"].items()])
         created += 1
     logged = _logged(client, exp, head["stage"])
+    study = head["params"].get("study")
+    trials = (
+        _trials(client, exp, head["stage"], study)
+        if study is not None and any(_trial_number(r) is not None for r in cells)
+        else {}
+    )
     for rec in cells:
         tags = rec["tags"]
         key = (tags["config_hash"], tags.get("code_digest", ""), tags["kind"])
+        number = _trial_number(rec) if study is not None else None
+        if number is not None and number in trials:
+            # the trial was journaled before: by a stage killed after journaling it and
+            # before telling it to Optuna, which ran it again. The last journaled outcome
+            # is the one told: it wins, one run per trial of the study
+            if any(end >= rec["end"] for _, end in trials[number]):
+                continue  # this very record (a flush repeated), or an older one
+            for run_id, _ in trials.pop(number):
+                client.delete_run(run_id)
+                for k, (other, _, _) in list(logged.items()):
+                    if other == run_id:
+                        del logged[k]
         if key in logged:
             # trained before with this very code (an edit was reverted): the earlier run
             # is current again instead of a duplicate of it
@@ -159,6 +179,8 @@ def _flush_one(records: list[dict], uri: str | None = None) -> int:
         slot = tags.get("slot", key[0])
         _supersede(client, logged, key, slot, run)
         logged[key] = (run, False, slot)
+        if number is not None:
+            trials[number] = [(run, rec["end"])]
         created += 1
     client.set_terminated(
         parent,
@@ -204,6 +226,38 @@ def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[st
         token = page.token
         if not token:
             return found
+
+
+def _trial_number(rec: dict) -> str | None:
+    """A trial record's number in its study (``params.trial``), else None."""
+    return rec["params"].get("trial") if rec["type"] == "trial" else None
+
+
+def _trials(client, exp: str, stage: str, study: str) -> dict[str, list[tuple[str, int]]]:
+    """Trial number -> [(run id, end time)] of the finished trial runs a stage has logged
+    for ``study`` (under parents of any status: a killed stage's trials are kept)."""
+    parents = {
+        run.info.run_id
+        for run in _search(client, exp, f"tags.dvc_stage = '{stage}' and tags.kind = 'stage'")
+        if run.data.params.get("study") == study
+    }
+    found: dict[str, list[tuple[str, int]]] = {}
+    where = f"tags.dvc_stage = '{stage}' and tags.kind = 'trial' and attributes.status = 'FINISHED'"
+    for run in _search(client, exp, where):
+        number = run.data.params.get("trial")
+        if number is not None and run.data.tags.get("mlflow.parentRunId") in parents:
+            found.setdefault(number, []).append((run.info.run_id, run.info.end_time or 0))
+    return found
+
+
+def _search(client, exp: str, where: str) -> Iterator:
+    token = None
+    while True:
+        page = client.search_runs([exp], where, max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def _supersede(client, logged: dict, key: tuple[str, str, str], slot: str, by: str) -> None:

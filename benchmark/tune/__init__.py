@@ -25,7 +25,7 @@ Two ways to run a study:
   exactly: the trials it left RUNNING are run again in place (same numbers, same
   parameters; cells seed themselves), their batch is completed and judged by the pruner
   on the same history, so the resumed study equals an uninterrupted one (the kill
-  drills, ``benchmark/drill.py``, check it).
+  drills, ``benchmark/drill/``, check it).
 - shared-study workers (``--workers N`` or ``tune.workers: N``, and/or one invocation per
   machine against one PostgreSQL ``tune.storage``): every worker asks, runs and tells
   one trial at a time. A worker claims a trial under a lock held in the storage's own
@@ -288,12 +288,17 @@ def study(
             else:  # the batch an interruption cut short
                 first = min(trial.number for trial, _ in batch)
             outcomes = _run_batch(batch, params.threads, before=first)
+            # journaled first, told after: a kill in between leaves the batch RUNNING, run
+            # again in place on resume and journaled again (``tracking.flush`` keeps one
+            # run per trial, the last journaled); told first, a kill in between would
+            # leave a trial told but never journaled, its MLflow run lost
             for (trial, cfg), (state, row, history, error, start_ms) in zip(
                 batch, outcomes, strict=True
             ):
+                done = _outcome(trial, cfg, state, row, history, error, start_ms)
+                log_trial(suite.name, stage, pair, done, bar)
+            for (trial, _), (state, row, _, error, _) in zip(batch, outcomes, strict=True):
                 _tell(study, trial, state, row, error)
-                told = _outcome(trial, cfg, state, row, history, error, start_ms)
-                log_trial(suite.name, stage, pair, told, bar)
             batch = []
         bar.close()
     return _summary(study, pair, template, suite, name, storage, key)

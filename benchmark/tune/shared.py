@@ -54,7 +54,7 @@ def run_shared(pair: str, template: dict, tunable, suite, params, name: str, bud
             ctx = mp.get_context("fork")
             live, procs = {}, []
             for _ in range(n):
-                parent, child = ctx.Pipe(duplex=False)
+                parent, child = ctx.Pipe()  # duplex: a worker waits for its trial's journal
                 proc = ctx.Process(target=_work_process, args=(child, spec), daemon=True)
                 proc.start()
                 child.close()
@@ -71,6 +71,7 @@ def run_shared(pair: str, template: dict, tunable, suite, params, name: str, bud
                             continue
                         if msg[0] == "trial":
                             log_trial(suite.name, stage, pair, msg[1], bar)
+                            conn.send("journaled")  # now the worker tells it
                         elif msg[0] == "error":
                             raise UserError(f"{stage}: a worker failed: {msg[1]}")
             finally:
@@ -87,8 +88,12 @@ def run_shared(pair: str, template: dict, tunable, suite, params, name: str, bud
 
 
 def _work_process(conn, spec) -> None:
+    def report(outcome: dict) -> None:  # journaled by the parent before the trial is told
+        conn.send(("trial", outcome))
+        conn.recv()
+
     try:
-        _work(*spec, report=lambda outcome: conn.send(("trial", outcome)))
+        _work(*spec, report=report)
     except BaseException as err:  # noqa: BLE001 - reported to the parent, then re-raised
         conn.send(("error", f"{type(err).__name__}: {err}"))
         raise
@@ -161,10 +166,13 @@ def _work(pair, template, tunable, suite, params, name, budget, *, report) -> No
                 cfg = _trial_config(template, t, hp)
                 started = time.time()
                 state, row, history, error = _run_here(trial, cfg)
+                # journaled before told, as in ``benchmark.tune.study``: a worker killed in
+                # between leaves the trial RUNNING, failed and retried with its parameters
+                # (journaled again; never told and not journaled)
+                report(_outcome(trial, cfg, state, row, history, error, int(started * 1000), me))
                 _tell(study, trial, state, row, error)
             finally:
                 stop.set()
                 beat.join()
-            report(_outcome(trial, cfg, state, row, history, error, int(started * 1000), me))
     finally:
         lock.close()
