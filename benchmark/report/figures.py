@@ -118,8 +118,9 @@ def _line_panels(
 
 
 def hyperparameter_note(rows: pd.DataFrame) -> str:
-    """Which temperature / margin the points use: each tuned pair's one tuned value (tuned
-    once per pair, at its headline cell), the same at every point of the axis."""
+    """Which temperature / margin the points use: each tuned pair's value on the testbed
+    (tuned once per pair and testbed, at the tuning cell), the same at every point of the
+    axis; several values when the rows span testbeds or fixed points."""
     used = []
     for (method, objective), g in rows.groupby(["method", "objective"], sort=True):
         for col, sym in (("temperature", "τ"), ("margin", "m")):

@@ -25,7 +25,7 @@ from benchmark.report.tables import (
     METHOD_ROLE,
     TESTBED,
     headline_rows,
-    seed_values,
+    tuning_gain,
 )
 
 QUALITY_COLUMNS = ["check", "scope", "measured", "target", "met"]
@@ -89,12 +89,39 @@ def precision_checks(lb: pd.DataFrame) -> list[dict]:
                 "scope": f"{dataset} / {encoder}",
                 "measured": f"widest ±{half.max():.2f} pts "
                 f"({_name(widest['method'], widest['objective'])}), median ±{half.median():.2f}, "
-                f"{len(methods)} entries, {'/'.join(map(str, seeds))} seeds",
+                f"{len(methods)} entries, {'/'.join(map(str, seeds))} seeds"
+                + _seeds_needed(methods),
                 "target": f"<= {HALF_WIDTH_POINTS:g} pt on every headline entry",
                 "met": _met(bool(half.max() <= HALF_WIDTH_POINTS)),
             }
         )
     return out
+
+
+def _seeds_needed(entries: pd.DataFrame) -> str:
+    """What the target would cost: the seeds each entry needs for a half-width of
+    HALF_WIDTH_POINTS at its measured spread (sd = half-width * sqrt(n) / t(n - 1)), and
+    the extra cells and training CPU-minutes (train_seconds per cell) that adds up to."""
+    cells, seconds, most = 0, 0.0, 0
+    for _, e in entries.iterrows():
+        n = int(e["n_seeds"])
+        if n < 2:
+            continue
+        sd = 100 * e["linear_acc_ci95"] * math.sqrt(n) / stats.t_quantile(n - 1)
+        need = stats.seeds_for_halfwidth(sd, HALF_WIDTH_POINTS)
+        if need is None:
+            return f"; ±{HALF_WIDTH_POINTS:g} pt needs over 1000 seeds for " + _name(
+                e["method"], e["objective"]
+            )
+        most = max(most, need)
+        cells += max(0, need - n)
+        seconds += max(0, need - n) * float(e["train_seconds"])
+    if not cells:
+        return ""
+    return (
+        f"; ±{HALF_WIDTH_POINTS:g} pt everywhere needs up to {most} seeds: "
+        f"+{cells} cells, about {seconds / 60:.0f} more training CPU-minutes"
+    )
 
 
 def spread_checks(trials: pd.DataFrame | None) -> list[dict]:
@@ -126,7 +153,7 @@ def tuning_gain_checks(results: pd.DataFrame) -> list[dict]:
         tuned, untuned = g[g["tuned"]], g[~g["tuned"]]
         if tuned.empty or untuned.empty:
             continue
-        d = stats.paired_difference(seed_values(tuned), seed_values(untuned))
+        d = tuning_gain(tuned, untuned)
         ok = None if not d.defined else bool(d.high >= 0)
         out.append(
             {

@@ -65,6 +65,17 @@ def ci95_halfwidth(values: Sequence[float] | np.ndarray) -> float:
     return t_quantile(len(a) - 1) * float(a.std(ddof=1)) / math.sqrt(len(a))
 
 
+def seeds_for_halfwidth(sd: float, target: float, *, most: int = 1000) -> int | None:
+    """The fewest seeds n >= 2 whose t interval t(0.975, n - 1) * sd / sqrt(n) is at most
+    ``target``, for a spread ``sd`` between seeds; None beyond ``most``."""
+    if not math.isfinite(sd):
+        return None
+    for n in range(2, most + 1):
+        if t_quantile(n - 1) * sd / math.sqrt(n) <= target:
+            return n
+    return None
+
+
 def t_interval(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """(low, high) of the 95% t-interval (a point for one value); seaborn's ``errorbar=``."""
     a = _finite(values)

@@ -97,6 +97,12 @@ def _summary(rows: pd.DataFrame, column: str) -> tuple[float, float, int]:
     return float(ok.mean()), stats.ci95_halfwidth(ok), len(ok)
 
 
+def tuning_gain(tuned_rows: pd.DataFrame, untuned_rows: pd.DataFrame) -> stats.Estimate:
+    """Tuned minus untuned linear accuracy, paired by seed (the seeds both have run): the
+    leaderboard's ``tuning_gain`` and the quality check's interval."""
+    return stats.paired_difference(seed_values(tuned_rows), seed_values(untuned_rows))
+
+
 def _entry(key: tuple, g: pd.DataFrame) -> dict[str, Any]:
     method, objective, dataset, encoder = key
     tuned_rows, untuned_rows = g[g["tuned"]], g[~g["tuned"]]
@@ -125,7 +131,11 @@ def _entry(key: tuple, g: pd.DataFrame) -> dict[str, Any]:
         "margin": _median(main["margin"]),
         "untuned_linear_acc": un,
         "untuned_linear_acc_ci95": un_ci,
-        "tuning_gain": lin - un,
+        "tuning_gain": (
+            tuning_gain(tuned_rows, untuned_rows).mean
+            if len(tuned_rows) and len(untuned_rows)
+            else math.nan
+        ),
         "negatives": int(negatives.iloc[0]) if len(negatives) else pd.NA,
         "batch_size": int(main["batch_size"].iloc[0]),
         "train_seconds": float(main["train_seconds"].mean()),

@@ -98,3 +98,11 @@ def test_bootstrap_interval() -> None:
 )
 def test_trend_verdict(low: float, high: float, direction: int, verdict: str) -> None:
     assert stats.trend_verdict(low, high, direction) == verdict
+
+
+def test_seeds_for_halfwidth() -> None:
+    # sd 2: t(0.975, 17) * 2 / sqrt(18) = 0.995 <= 1, and 17 seeds give 1.028
+    assert stats.seeds_for_halfwidth(2.0, 1.0) == 18
+    assert stats.seeds_for_halfwidth(0.1, 1.0) == 2
+    assert stats.seeds_for_halfwidth(float("nan"), 1.0) is None
+    assert stats.seeds_for_halfwidth(100.0, 1.0, most=50) is None
