@@ -27,7 +27,6 @@ SHARED_CORE = (
     "benchmark/encoders",
     "benchmark/datasets",
     "benchmark/train.py",
-    "benchmark/config/cell.py",  # CellConfig: the objective's hyperparameters
     "benchmark/distributed.py",
     "benchmark/probe.py",
 )
