@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.methods.base import (
@@ -22,6 +23,7 @@ NEGATIVE_POOLS = ("batch", "all")
 TARGET_VIEWS = ("same", "independent")
 CRITICS = ("bilinear", "cosine")
 FEATURES = ("context", "context_mean", "pooled")
+NCE_NORMALIZERS = ("learned", "fixed", "batch")
 
 
 def conv_geometry(encoder: nn.Module, length: int) -> tuple[int, int, int]:
@@ -54,6 +56,18 @@ def conv_geometry(encoder: nn.Module, length: int) -> tuple[int, int, int]:
 
 def _first(v):
     return v[0] if isinstance(v, tuple) else v
+
+
+def nce_given_z(pairs, tau: float, log_z: Tensor) -> Tensor:
+    """The registered ``nce`` objective's formula (one data pair per anchor) with the
+    normaliser given instead of estimated on the batch: logit = s/tau - log_z - log k,
+    L = mean_i [softplus(-logit(data)) + sum_noise softplus(logit)]. Written here, not
+    imported, so that an edit of it retrains the CPC cells (their code digest is this file's)."""
+    log_k = pairs.n_neg.clamp_min(1).to(pairs.sim.dtype).log()
+    anchors, cols = pairs.pos_index
+    logit_pos = pairs.sim[anchors, cols] / tau - log_z - log_k[anchors]
+    logit = torch.where(pairs.neg, pairs.sim / tau - log_z - log_k[:, None], -math.inf)
+    return F.softplus(-logit_pos).mean() + F.softplus(logit).sum(1)[anchors].mean()
 
 
 @register_method("cpc")
@@ -96,6 +110,20 @@ class CPC(Method):
       worse: 74.9 / 78.3 / 75.1% against 82.0 / 81.9 / 77.9% for the mean (InfoNCE, mnist1d
       4000 samples, B=64, lr 5e-3, 6 epochs, seeds 0-2). ``"pooled"``: the encoder's
       pooled z (what the other methods probe).
+    - ``nce_normalizer`` (objective ``nce`` with the bilinear critic only): NCE (Gutmann &
+      Hyvarinen 2010) classifies data against k noise samples with the logit
+      log f_k - log Z - log k. ``"learned"`` (default, the NCE paper's: the normalisation
+      constant is estimated like any other parameter -- one log Z_k per horizon, initialised
+      at 0, trained with the rest). ``"fixed"``: Z estimated on the first batch and then kept (Wu
+      et al. 2018, as NPID does). ``"batch"``: the registered ``nce`` objective's own Monte
+      Carlo estimate, re-taken on every batch without a gradient. That one suits the bounded
+      cosine / temperature score it was written for, not the unbounded z^T W_k c: a shift
+      of every score moves the estimate with it, so the loss has no restoring force on the
+      overall scale, and log mean exp is pulled towards the largest score, so the positives'
+      logits sit far below 0 and push every score up. On mnist1d (B=64, lr 5e-3, 8 epochs,
+      seed 0) the scores, ~1 for three epochs, reach ~10^3 in epoch 4 and ~3 * 10^4 by epoch
+      8 (positives and noise alike), the GRU saturates (|c_t| = sqrt(128)) and the probe falls
+      to chance: 14.6% ("batch") against 83.0% ("learned"; the untrained encoder 77.9%).
     """
 
     objectives = SCORE_OBJECTIVES
@@ -109,6 +137,7 @@ class CPC(Method):
         "target_view": "same",
         "critic": "bilinear",
         "features": "context_mean",
+        "nce_normalizer": "learned",
     }
     option_rules = {
         "horizons": COUNT,
@@ -118,6 +147,7 @@ class CPC(Method):
         "target_view": one_of(*TARGET_VIEWS),
         "critic": one_of(*CRITICS),
         "features": one_of(*FEATURES),
+        "nce_normalizer": one_of(*NCE_NORMALIZERS),
     }
 
     def __init__(self, ctx: Context) -> None:
@@ -139,6 +169,17 @@ class CPC(Method):
         # W_k for every horizon as one linear map c_t -> (K, D): one matmul for all of them
         self.predictor = nn.Linear(c, self.horizons * d, bias=False)
         self.views = 2 if opts["target_view"] == "independent" else 1
+        # NCE's normaliser log Z_k (one per horizon) when it is not the objective's own
+        # per-batch estimate: a parameter ("learned") or set on the first batch ("fixed")
+        self.nce_mode = (
+            opts["nce_normalizer"]
+            if ctx.objective == "nce" and opts["critic"] == "bilinear"
+            else "batch"
+        )
+        if self.nce_mode == "learned":
+            self.log_z = nn.Parameter(torch.zeros(self.horizons))
+        elif self.nce_mode == "fixed":
+            self.register_buffer("log_z", torch.full((self.horizons,), math.nan))
 
     def build_objective(self, ctx: Context, **overrides):
         if ctx.options.get("critic", self.option_defaults["critic"]) == "cosine":
@@ -178,7 +219,7 @@ class CPC(Method):
         preds = [p.unbind(1) for p in pred.unbind(2)]  # preds[j][s]: (B, D)
         targets = target.unbind(1)
         losses = [
-            self.objective(preds[j][s], labels, targets[s + k], labels)
+            self._loss(j, preds[j][s], labels, targets[s + k], labels)
             for j, k in enumerate(self.ks)
             for s in range(t - k)
         ]
@@ -194,8 +235,20 @@ class CPC(Method):
         for j, k in enumerate(self.ks):
             anchors = pred[:, : t - k, j].reshape(-1, d)
             labels = (torch.arange(b, device=target.device)[:, None] * t + steps[k:]).reshape(-1)
-            losses.append(self.objective(anchors, labels, candidates, cand_labels))
+            losses.append(self._loss(j, anchors, labels, candidates, cand_labels))
         return torch.stack(losses).mean()
+
+    def _loss(self, j: int, anchors, labels, candidates, cand_labels) -> Tensor:
+        """The objective for horizon ``ks[j]``; NCE with this method's normaliser log Z_j."""
+        if self.nce_mode == "batch":
+            return self.objective(anchors, labels, candidates, cand_labels)
+        pairs = self.objective.pairs(anchors, labels, candidates, cand_labels)
+        tau = self.objective.hparams["temperature"]
+        if self.nce_mode == "fixed" and torch.isnan(self.log_z[j]):
+            with torch.no_grad():  # log mean exp over the data and noise pairs: log(Z / n)
+                kept = pairs.sim[pairs.pos | pairs.neg] / tau
+                self.log_z[j] = torch.logsumexp(kept, 0) - math.log(len(kept))
+        return nce_given_z(pairs, tau, self.log_z[j])
 
     @torch.no_grad()
     def features(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:

@@ -4,6 +4,8 @@ the context's, features from the context network; and its options."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,16 +38,21 @@ def _cpc(prepared, objective="infonce", **options):
 
 
 class _Recorder(nn.Module):
-    """Wraps an objective: records every call's arguments and its score matrix."""
+    """Wraps an objective: records every call's arguments and its score matrix (through
+    ``forward`` or ``pairs``, which CPC's own NCE normaliser reads)."""
 
     def __init__(self, inner):
         super().__init__()
         self.inner, self.calls = inner, []
+        self.hparams = inner.hparams
+
+    def pairs(self, emb, labels, ref, ref_labels):
+        pairs = self.inner.pairs(emb, labels, ref, ref_labels)
+        self.calls.append((emb.detach(), labels, ref.detach(), ref_labels, pairs.sim.detach()))
+        return pairs
 
     def forward(self, emb, labels, ref, ref_labels):
-        sim = self.inner.pairs(emb, labels, ref, ref_labels).sim
-        self.calls.append((emb.detach(), labels, ref.detach(), ref_labels, sim.detach()))
-        return self.inner(emb, labels, ref, ref_labels)
+        return self.inner.spec.reduce(self.pairs(emb, labels, ref, ref_labels), **self.hparams)
 
 
 def _recording_augment(method):
@@ -274,6 +281,10 @@ def test_first_horizon_can_be_set(prepared):
         ),
         ({"critic": "mlp"}, "critic='mlp' is not allowed; allowed: bilinear, cosine"),
         ({"features": "z"}, "features='z' is not allowed; allowed: context, context_mean, pooled"),
+        (
+            {"nce_normalizer": "none"},
+            "nce_normalizer='none' is not allowed; allowed: learned, fixed, batch",
+        ),
         ({"horizons": 0}, "horizons=0 is not allowed; allowed: an integer >= 1"),
         ({"first_horizon": 0}, "first_horizon=0 is not allowed; allowed: auto or an integer >= 1"),
         ({"horizons": 6}, r"horizons k = 5\.\.10 need more than the 10 time steps"),
@@ -282,3 +293,68 @@ def test_first_horizon_can_be_set(prepared):
 def test_bad_options_name_what_is_allowed(prepared, options, message):
     with pytest.raises(ValueError, match=message):
         _cpc(prepared, **options)
+
+
+def _naive_nce(method, batch, log_z) -> torch.Tensor:
+    """NCE (Gutmann & Hyvarinen 2010) on the log-bilinear critic, one anchor at a time: the
+    data pair (c_{i,s}, z_{i,s+k}) against the k = B - 1 noise pairs (c_{i,s}, z_{n,s+k}),
+    logit G = z^T W_k c - log Z_k - log k, loss -log sigma(G_data) - sum log(1 - sigma(G_noise)),
+    averaged over anchors per (k, s) and then over the (k, s)."""
+    torch.manual_seed(1)
+    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)
+    b, t, d = z.shape
+    c, _ = method.context(z)
+    weights = method.predictor.weight.view(len(KS), d, -1)
+    calls = []
+    for j, k in enumerate(KS):
+        for s in range(t - k):
+            per_anchor = []
+            for i in range(b):
+                g = torch.stack([z[n, s + k] @ (weights[j] @ c[i, s]) for n in range(b)])
+                g = g - log_z[j] - math.log(b - 1)
+                noise = torch.cat([g[:i], g[i + 1 :]])
+                per_anchor.append(-F.logsigmoid(g[i]) - F.logsigmoid(-noise).sum())
+            calls.append(torch.stack(per_anchor).mean())
+    return torch.stack(calls).mean()
+
+
+def test_nce_learns_its_normaliser_as_the_nce_paper_does(prepared):
+    """Default ``nce_normalizer: learned``: one log Z_k per horizon, a trained parameter
+    (not the registered objective's per-batch estimate, which the unbounded z^T W_k c
+    drives to a collapse)."""
+    method, batch = _cpc(prepared, "nce")
+    assert method.nce_mode == "learned"
+    assert isinstance(method.log_z, nn.Parameter) and method.log_z.shape == (len(KS),)
+    with torch.no_grad():
+        method.log_z.copy_(torch.tensor([0.3, -0.2, 1.1]))
+    method.train()
+    expected = _naive_nce(method, batch, method.log_z.detach())
+    torch.manual_seed(1)
+    got = method.training_loss(batch)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    got.backward()
+    assert method.log_z.grad is not None and (method.log_z.grad != 0).all()
+    assert any(p is method.log_z for p in method.parameters())  # the optimiser trains it
+
+
+def test_nce_fixed_and_batch_normalisers(prepared):
+    method, batch = _cpc(prepared, "nce", nce_normalizer="fixed")
+    assert torch.isnan(method.log_z).all()
+    assert not any(p is method.log_z for p in method.parameters())  # a buffer
+    method.train()
+    method.objective = rec = _Recorder(method.objective)
+    torch.manual_seed(1)
+    method.training_loss(batch)
+    # log Z_k: log mean exp over the pairs of the first call of horizon k, then kept
+    first = {0: rec.calls[0], 1: rec.calls[5], 2: rec.calls[9]}  # (k, s) = (5, 0), (6, 0), (7, 0)
+    for j, call in first.items():
+        torch.testing.assert_close(method.log_z[j], call[-1].logsumexp((0, 1)) - math.log(B * B))
+    kept = method.log_z.clone()
+    method.training_loss(batch)
+    assert torch.equal(method.log_z, kept)
+    # "batch": the registered objective as it is
+    method, batch = _cpc(prepared, "nce", nce_normalizer="batch")
+    assert method.nce_mode == "batch" and not hasattr(method, "log_z")
+    # other objectives and the cosine critic never build a normaliser
+    assert _cpc(prepared, "infonce")[0].nce_mode == "batch"
+    assert _cpc(prepared, "nce", critic="cosine")[0].nce_mode == "batch"
