@@ -209,23 +209,14 @@ def _logged(client, exp: str, stage: str) -> dict[tuple[str, str, str], tuple[st
     """(config_hash, code_digest, kind) -> (run id, superseded, slot) of every finished cell
     or trial run a stage has logged: one search per journal instead of one per cell."""
     found: dict[tuple[str, str, str], tuple[str, bool, str]] = {}
-    token = None
-    while True:
-        page = client.search_runs(
-            [exp],
-            f"tags.dvc_stage = '{stage}' and attributes.status = 'FINISHED'",
-            max_results=1000,
-            page_token=token,
-        )
-        for run in page:
-            tags = run.data.tags
-            if "config_hash" in tags:
-                key = (tags["config_hash"], tags.get("code_digest", ""), tags.get("kind", ""))
-                superseded = tags.get("superseded") == "true"
-                found[key] = (run.info.run_id, superseded, tags.get("slot", key[0]))
-        token = page.token
-        if not token:
-            return found
+    where = f"tags.dvc_stage = '{stage}' and attributes.status = 'FINISHED'"
+    for run in _search(client, exp, where):
+        tags = run.data.tags
+        if "config_hash" in tags:
+            key = (tags["config_hash"], tags.get("code_digest", ""), tags.get("kind", ""))
+            superseded = tags.get("superseded") == "true"
+            found[key] = (run.info.run_id, superseded, tags.get("slot", key[0]))
+    return found
 
 
 def _trial_number(rec: dict) -> str | None:

@@ -68,14 +68,20 @@ def _recording_augment(method):
     return outputs
 
 
+def _latents(method, batch):
+    """One view's z (B, T, D), its contexts c and the W_k as (K, D, C), drawn as
+    ``training_loss`` draws them (seed 1)."""
+    torch.manual_seed(1)
+    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)
+    c, _ = method.context(z)
+    return z, c, method.predictor.weight.view(len(KS), z.shape[2], -1)
+
+
 def _naive(method, batch, negatives: str) -> torch.Tensor:
     """eq. 4 with the log-bilinear f_k(x_{t+k}, c_t) = exp(z_{t+k}^T W_k c_t): for every
     sequence i, step s and horizon k, -log f_k(z_{i,s+k}, c_{i,s}) / sum_j f_k(z_j, c_{i,s})."""
-    torch.manual_seed(1)
-    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)  # one view
+    z, c, weights = _latents(method, batch)
     b, t, d = z.shape
-    c, _ = method.context(z)
-    weights = method.predictor.weight.view(len(KS), d, -1)
     losses = []
     for j, k in enumerate(KS):
         for s in range(t - k):
@@ -300,11 +306,8 @@ def _naive_nce(method, batch, log_z) -> torch.Tensor:
     data pair (c_{i,s}, z_{i,s+k}) against the k = B - 1 noise pairs (c_{i,s}, z_{n,s+k}),
     logit G = z^T W_k c - log Z_k - log k, loss -log sigma(G_data) - sum log(1 - sigma(G_noise)),
     averaged over anchors per (k, s) and then over the (k, s)."""
-    torch.manual_seed(1)
-    z = method.encoder.local(method.augment(batch.x)).transpose(1, 2)
+    z, c, weights = _latents(method, batch)
     b, t, d = z.shape
-    c, _ = method.context(z)
-    weights = method.predictor.weight.view(len(KS), d, -1)
     calls = []
     for j, k in enumerate(KS):
         for s in range(t - k):
