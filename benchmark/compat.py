@@ -24,6 +24,10 @@ SCORE_OBJECTIVES: tuple[str, ...] = tuple(o["name"] for o in _objectives if o["s
 COMPATIBLE: dict[str, tuple[str, ...]] = {
     m["name"]: tuple(m["objectives"]) for m in _registry["methods"]
 }
+# each objective's hyperparameters and their defaults (what CellConfig.objective_kwargs checks)
+HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    o["name"]: dict(o["hyperparameters"]) for o in _objectives
+}
 # what Optuna tunes per objective; objectives not listed have nothing to tune
 TUNABLE: dict[str, tuple[str, ...]] = {
     o["name"]: tuple(o["tunable"]) for o in _objectives if o["tunable"]

@@ -41,8 +41,8 @@ def _fit_logreg(
         if init is not None
         else torch.zeros(x.shape[1] + 1, num_classes, dtype=x.dtype)
     )
-    onehot = F.one_hot(y, num_classes).to(x.dtype)
-    n = x.shape[0]
+    xt = x.T.contiguous()
+    onehot_t = F.one_hot(y, num_classes).to(x.dtype).T.contiguous()
     opt = torch.optim.LBFGS(
         [w],
         lr=1.0,
@@ -53,22 +53,28 @@ def _fit_logreg(
     )
 
     def closure() -> Tensor:
-        return _loss_and_grad(w, x, onehot, l2, n)
+        return _loss_and_grad(w, x, xt, onehot_t, l2)
 
     opt.step(closure)
     return w
 
 
-def _loss_and_grad(w: Tensor, x: Tensor, onehot: Tensor, l2: float, n: int) -> Tensor:
-    """The regularized cross-entropy at ``w``; its gradient is stored in ``w.grad``."""
-    logits = torch.addmm(w[-1], x, w[:-1])
-    lse = logits.logsumexp(1, keepdim=True)
-    loss = (lse.squeeze(1) - (logits * onehot).sum(1)).mean() + 0.5 * l2 * w[:-1].pow(2).sum()
-    residual = (logits - lse).exp_().sub_(onehot).div_(n)  # d loss / d logits
+def _loss_and_grad(w: Tensor, x: Tensor, xt: Tensor, onehot_t: Tensor, l2: float) -> Tensor:
+    """The regularized cross-entropy at ``w``; its gradient is stored in ``w.grad``.
+
+    Computed class-major (logits as C x N, ``xt`` = x transposed, contiguous): with few
+    classes the N x C products and the logsumexp over C are several times slower on a CPU
+    than their C x N transposes.
+    """
+    n = x.shape[0]
+    logits = torch.addmm(w[-1].unsqueeze(1), w[:-1].T, xt)  # (C, N)
+    lse = logits.logsumexp(0, keepdim=True)
+    loss = (lse.squeeze(0) - (logits * onehot_t).sum(0)).mean() + 0.5 * l2 * w[:-1].pow(2).sum()
+    residual = (logits - lse).exp_().sub_(onehot_t).div_(n)  # d loss / d logits, (C, N)
     grad = torch.empty_like(w)
-    torch.mm(x.T, residual, out=grad[:-1])
+    grad[:-1] = torch.mm(residual, x).T
     grad[:-1].add_(w[:-1], alpha=l2)
-    grad[-1] = residual.sum(0)
+    grad[-1] = residual.sum(1)
     w.grad = grad
     return loss
 

@@ -55,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="method option, e.g. queue_size=4096 (repeatable)",
     )
     parser.add_argument(
+        "--objective-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another hyperparameter of the objective, e.g. semihard=1 for triplet, "
+        "l2_reg=0.01 for npair (repeatable; `list` names each objective's)",
+    )
+    parser.add_argument(
         "--dataset-option",
         action="append",
         default=[],
@@ -124,6 +132,23 @@ HYPERPARAMETERS = {
 }
 
 
+def check_objective_options(options: dict, objective: str) -> None:
+    """--objective-option: names the objective declares, other than temperature and margin
+    (their own flags), with numeric values."""
+    from benchmark.compat import HYPERPARAMETERS as DECLARED
+
+    declared = DECLARED.get(objective, {})
+    for key, value in options.items():
+        flag = f"--objective-option {key}={value}"
+        if key in HYPERPARAMETERS:
+            raise UserError(f"{flag}: {key} has its own flag; allowed: --{key}")
+        if key not in declared:
+            others = ", ".join(k for k in declared if k not in HYPERPARAMETERS) or "none"
+            raise UserError(f"{flag}: objective {objective!r} has no {key}; allowed: {others}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{flag}: not a number; allowed: a number")
+
+
 def check_hyperparameters(args: argparse.Namespace, objective: str) -> None:
     """--temperature / --margin only for an objective that has them, and in range."""
     from benchmark.methods import NO_OBJECTIVE
@@ -153,6 +178,7 @@ def check_hyperparameters(args: argparse.Namespace, objective: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from benchmark.config import (
         KIND_ENCODER,
+        CellConfig,
         ConfigError,
         check_dataset_options,
         check_encoder_on,
@@ -162,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.datasets import DATASETS, cache_path, prepare_dataset
     from benchmark.encoders import ENCODERS
     from benchmark.methods import METHODS, NO_OBJECTIVE, check_compatible
-    from benchmark.train import CellConfig, build_method, run_cell
+    from benchmark.train import build_method, run_cell
 
     # everything the flags alone decide, before any data is built or written
     check_flags(args)
@@ -183,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         )
     options = _key_values(args.option, "--option")
     dataset_options = _key_values(args.dataset_option, "--dataset-option")
+    objective_options = _key_values(args.objective_option, "--objective-option")
+    check_objective_options(objective_options, objective)
     try:
         check_method_options(args.method, options, "--option")
         check_dataset_options(args.dataset, dataset_options, "--dataset-option")
@@ -239,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         dataset_options=dataset_options,
         data_root=args.data_root,
         precision=args.precision,
+        objective_options=objective_options,
     )
     try:
         # the method checks its own options (and the objective its hyperparameters) here

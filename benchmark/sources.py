@@ -27,6 +27,7 @@ SHARED_CORE = (
     "benchmark/encoders",
     "benchmark/datasets",
     "benchmark/train.py",
+    "benchmark/config/cell.py",  # CellConfig: the objective's hyperparameters
     "benchmark/distributed.py",
     "benchmark/probe.py",
 )

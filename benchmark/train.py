@@ -7,13 +7,10 @@ crashing. Evaluation freezes the encoder and runs the probes of ``benchmark.prob
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -21,68 +18,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from benchmark import distributed
+from benchmark.config.cell import PRECISIONS, CellConfig
 from benchmark.datasets import PreparedData, make_augment, prepare_dataset
 from benchmark.encoders import build_encoder
-from benchmark.methods import METHODS, NO_OBJECTIVE, Batch, Context, Method, check_compatible
-from benchmark.objectives import OBJECTIVES
+from benchmark.methods import METHODS, Batch, Context, Method, check_compatible
 from benchmark.probe import knn_accuracy, linear_probe
 from benchmark.sources import code_digest
 
 # the default second-tower encoder for each kind of paired modality (CLIP)
 TOWER_FOR_SHAPE = {3: "cnn2d", 2: "cnn1d", 1: "mlp"}
-
-
-@dataclass(frozen=True)
-class CellConfig:
-    """One grid cell: everything that determines its numbers (hashed into config_hash)."""
-
-    method: str
-    objective: str = NO_OBJECTIVE
-    dataset: str = "digits"
-    encoder: str = "cnn2d"
-    batch_size: int = 256
-    negatives: int | None = None  # keep this many negatives per anchor; None = all
-    seed: int = 0
-    temperature: float | None = None  # None = the objective's default
-    margin: float | None = None
-    epochs: int = 20
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    warmup_epochs: float = 1.0
-    method_options: dict = field(default_factory=dict)
-    dataset_options: dict = field(default_factory=dict)
-    data_root: str | None = None
-    data_cache: str = "data/prepared"
-    augment_strength: float = 1.0
-    # the speed path (default off: the committed results are fp32 and contiguous)
-    precision: str = "fp32"  # "bf16": the encoders under bf16 autocast, the rest in fp32
-    channels_last: bool = False  # image batches and convolution weights in NHWC layout
-
-    def config_hash(self) -> str:
-        keys = {k: v for k, v in asdict(self).items() if k not in ("data_cache",)}
-        # a speed setting is hashed only when on: the cells that predate it keep their hash
-        keys = {k: v for k, v in keys.items() if SPEED_DEFAULTS.get(k, _UNSET) != v}
-        blob = json.dumps(keys, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-    def objective_kwargs(self) -> dict:
-        if self.objective == NO_OBJECTIVE:
-            return {}
-        spec = OBJECTIVES.get(self.objective).hyperparameters
-        given = {"temperature": self.temperature, "margin": self.margin}
-        out = {k: v for k, v in given.items() if v is not None}
-        for key in out:
-            if key not in spec:
-                raise ValueError(
-                    f"objective {self.objective!r} has no {key}; its hyperparameters: "
-                    f"{', '.join(spec) or 'none'}"
-                )
-        return out
-
-
-SPEED_DEFAULTS = {"precision": "fp32", "channels_last": False}
-PRECISIONS = ("fp32", "bf16")
-_UNSET = object()
 
 
 def default_device() -> torch.device:
@@ -134,41 +78,40 @@ class Diverged(Exception):
     pass
 
 
+# the most validation kNN evaluations of one fit (a tuning trial's pruner reads each)
+MAX_EVALS = 25
+
 # called after every epoch: (epoch, mean loss, method, data, device)
 EpochHook = Callable[[int, float, Method, PreparedData, torch.device], None]
 
 
-def val_knn_tracker(history: list[dict], *, epochs: int | None = None) -> EpochHook:
+def val_knn_tracker(
+    history: list[dict], *, epochs: int | None = None, evals: int = MAX_EVALS
+) -> EpochHook:
     """An epoch hook appending {epoch, loss, val_knn_acc} to ``history``; returns the acc.
 
     The per-epoch validation signal is the kNN accuracy (one matrix product), cheap enough
     to compute every epoch; the linear probe runs once at the end. Given ``epochs``, the
-    accuracy is computed at most ``MAX_EVALS`` times, evenly spaced and always at the last
+    accuracy is computed at most ``evals`` times, evenly spaced and always at the last
     epoch (full-graph cells train 150 one-step epochs; evaluating each would cost more
     than training); the other epochs record the loss only and return None.
     """
-    stride = max(1, math.ceil(epochs / MAX_EVALS)) if epochs else 1
+    stride = max(1, math.ceil(epochs / evals)) if epochs else 1
 
     def hook(epoch, loss, method, data, device) -> float | None:
         if (epoch + 1) % stride and epoch + 1 != epochs:
             history.append({"epoch": epoch, "loss": loss})
             return None
-        feats = embed(method, data, device)
-        tr, va = data.splits["train"], data.splits["val"]
+        feats = embed(method, data, device, ("train", "val"))
         acc = (
-            knn_accuracy(
-                (feats[tr], data.y[tr]), (feats[va], data.y[va]), num_classes=data.num_classes
-            )
-            if torch.isfinite(feats).all()
+            knn_accuracy(feats["train"], feats["val"], num_classes=data.num_classes)
+            if finite(feats)
             else 0.0
         )
         history.append({"epoch": epoch, "loss": loss, "val_knn_acc": acc})
         return acc
 
     return hook
-
-
-MAX_EVALS = 25
 
 
 def fit(
@@ -314,31 +257,47 @@ def _split_positions(train_idx: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def embed(method: Method, data: PreparedData, device: torch.device, chunk: int = 1024) -> Tensor:
-    """Frozen features of every sample (eval mode), on the CPU."""
+def embed(
+    method: Method,
+    data: PreparedData,
+    device: torch.device,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+    chunk: int = 1024,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Frozen features (eval mode, on the CPU) and labels of each split in ``splits``.
+
+    Only the rows of those splits are encoded: a generated set's pool holds samples no
+    seed trains on, and the per-epoch validation never reads test. A graph is encoded
+    whole (message passing reads every node) and then indexed.
+    """
     method.eval()
     if data.edge_index is not None:
-        feats = method.features(data.x.to(device), data.edge_index.to(device))
-    else:
-        feats = torch.cat(
-            [
-                method.features(data.x[i : i + chunk].to(device))
-                for i in range(0, len(data.x), chunk)
-            ]
-        )
-    return feats.float().cpu()
+        every = method.features(data.x.to(device), data.edge_index.to(device)).float().cpu()
+        return {name: (every[data.splits[name]], data.y[data.splits[name]]) for name in splits}
+    out = {}
+    for name in splits:
+        idx = data.splits[name]
+        parts = [
+            method.features(data.x[idx[i : i + chunk]].to(device))
+            for i in range(0, len(idx), chunk)
+        ]
+        out[name] = (torch.cat(parts).float().cpu(), data.y[idx])
+    return out
 
 
-def evaluate(feats: Tensor, data: PreparedData, *, test: bool) -> dict:
+def finite(feats: dict[str, tuple[Tensor, Tensor]]) -> bool:
+    return all(bool(torch.isfinite(f).all()) for f, _ in feats.values())
+
+
+def evaluate(feats: dict[str, tuple[Tensor, Tensor]], num_classes: int, *, test: bool) -> dict:
     """Linear probe (selected on val) and kNN; the test split only when ``test``."""
-    split = {k: (feats[v], data.y[v]) for k, v in data.splits.items()}
-    if not torch.isfinite(feats).all():
+    if not finite(feats):
         return {"val_acc": math.nan, "linear_acc": math.nan, "knn_acc": math.nan}
-    res = linear_probe(split["train"], split["val"], split["test"] if test else None)
+    res = linear_probe(feats["train"], feats["val"], feats["test"] if test else None)
     out = {"val_acc": res.val_acc, "probe_l2": res.l2}
     if test:
         out["linear_acc"] = res.test_acc
-        out["knn_acc"] = knn_accuracy(split["train"], split["test"], num_classes=data.num_classes)
+        out["knn_acc"] = knn_accuracy(feats["train"], feats["test"], num_classes=num_classes)
     return out
 
 
@@ -361,14 +320,15 @@ def run_cell(
     seed_everything(cfg.seed)
     method = build_method(cfg, data, device)
     seconds, seen, diverged = fit(method, data, cfg, device, on_epoch=on_epoch, progress=progress)
-    feats = None if diverged else embed(method, data, device)
+    splits = ("train", "val", "test") if test else ("train", "val")
+    feats = None if diverged else embed(method, data, device, splits)
     # non-finite features (a loss that stayed finite while the encoder blew up) are a
     # divergence too: the row says so instead of carrying NaN accuracies
-    diverged = diverged or not bool(torch.isfinite(feats).all())
+    diverged = diverged or not finite(feats)
     metrics = (
         {"val_acc": math.nan, "linear_acc": math.nan, "knn_acc": math.nan}
         if diverged
-        else evaluate(feats, data, test=test)
+        else evaluate(feats, data.num_classes, test=test)
     )
     batch_size = len(data.x) if getattr(method, "full_graph", False) else cfg.batch_size
     # the values the built objective uses (a method may fix its own, as CPC's critic does)

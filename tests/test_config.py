@@ -97,6 +97,33 @@ def test_temperatures_need_an_objective_with_a_temperature(tmp_path):
         load_suite(path, check_data=False)
 
 
+def _suite_file(tmp_path, block: dict) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "blocks": [block]}))
+    return path
+
+
+def test_objective_options_reach_the_objective_and_only_where_declared(tmp_path):
+    from benchmark.config import cell_config
+
+    block = {"method": "simclr", "objectives": ["triplet"], "objective_options": {"semihard": 1}}
+    cells = suite_cells(load_suite(_suite_file(tmp_path, block), check_data=False))
+    cfg = cell_config(cells[0], {"margin": 0.3})
+    assert cfg.objective_kwargs() == {"margin": 0.3, "semihard": 1.0}
+    plain = {**block, "objective_options": {}}
+    plain = suite_cells(load_suite(_suite_file(tmp_path, plain), check_data=False))
+    assert "objective_options" not in plain[0]  # cells without them keep their keys and hash
+    assert cell_config(plain[0], {"margin": 0.3}).config_hash() != cfg.config_hash()
+    for options, message in (
+        ({"semihard": 1}, "objective 'ntxent' has no semihard"),
+        ({"temperature": 0.1}, "temperature is tuned"),
+    ):
+        bad = {**block, "objectives": ["triplet", "ntxent"], "objective_options": options}
+        with pytest.raises(ConfigError, match=message) as err:
+            load_suite(_suite_file(tmp_path, bad), check_data=False)
+        assert "blocks.0.objective_options." in str(err.value) and "\n" not in str(err.value)
+
+
 def test_gpu_suite_validates_without_data():
     suite = load_suite(ROOT / "suites" / "gpu.yaml")
     assert suite.validate_only and {c["encoder"] for c in suite_cells(suite)} >= {"resnet18"}
@@ -513,6 +540,18 @@ def _run_here(tmp_path, monkeypatch, capsys, *flags: str) -> tuple[int, list[str
         (
             ["--method", "byol", "--temperature", "0.5"],
             "--temperature 0.5: method 'byol' uses no objective, so it has no temperature",
+        ),
+        (
+            ["--method", "simclr", "--objective", "ntxent", "--objective-option", "semihard=1"],
+            "--objective-option semihard=1: objective 'ntxent' has no semihard; allowed: none",
+        ),
+        (
+            ["--method", "simclr", "--objective", "triplet", "--objective-option", "margin=1"],
+            "--objective-option margin=1: margin has its own flag; allowed: --margin",
+        ),
+        (
+            ["--method", "simclr", "--objective", "npair", "--objective-option", "l2_reg=x"],
+            "--objective-option l2_reg=x: not a number",
         ),
         (["--method", "simclr", "--batch-size", "1"], "--batch-size 1: not allowed"),
         (["--method", "simclr", "--negatives", "0"], "--negatives 0: not allowed"),

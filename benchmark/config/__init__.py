@@ -19,6 +19,13 @@ Three levels, each a superset of the one before:
 
 from __future__ import annotations
 
+from benchmark.config.cell import (
+    HYPERPARAMETER_FIELDS,
+    PRECISIONS,
+    SPEED_DEFAULTS,
+    CellConfig,
+    cell_config,
+)
 from benchmark.config.cells import (
     DEFAULT_ENCODER,
     KIND_ENCODER,
@@ -89,6 +96,10 @@ from benchmark.config.validation import (
 
 __all__ = [
     "DEFAULT_ENCODER",
+    "HYPERPARAMETER_FIELDS",
+    "PRECISIONS",
+    "SPEED_DEFAULTS",
+    "CellConfig",
     "KIND_ENCODER",
     "MAX_COUNT",
     "MAX_DATASET_OPTION",
@@ -127,6 +138,7 @@ __all__ = [
     "_yaml_number",
     "all_pairs",
     "block_objectives",
+    "cell_config",
     "check_dataset_options",
     "check_encoder_on",
     "check_method_options",

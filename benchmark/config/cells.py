@@ -44,6 +44,8 @@ def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> li
             }
             if t is not None:  # a fixed temperature; other cells carry no such key
                 cell["temperature"] = t
+            if block.objective_options:  # only where a block sets them: old cells keep keys
+                cell["objective_options"] = dict(block.objective_options)
             if block.precision != "fp32":  # the speed path, only where a block asks
                 cell["precision"] = block.precision
             cells.append(cell)

@@ -144,6 +144,10 @@ class Block(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     # fixed temperatures (a temperature sweep); they replace the tuned temperature
     temperatures: list[Annotated[float, Field(gt=0, le=1e3)]] | None = None
+    # fixed values of the objectives' other hyperparameters (triplet's semihard, npair's
+    # l2_reg; `list --json` names each objective's); temperature and margin are tuned, or
+    # fixed by `temperatures` / `tuned: false`
+    objective_options: dict[Name, Number] = {}
     seeds: list[Seed] | None = None
     tuned: bool = True  # cells use Optuna's best values; False = the objective's defaults
     dataset_options: dict[Name, Any] = {}

@@ -23,7 +23,8 @@ from benchmark.config.models import Block, ConfigError, Suite, one_line, suite_p
 def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
     """Registry names, compatibility, options, settings the block's method or objectives do
     not take, repeated cells; with ``check_data`` also the data (see the module docstring)."""
-    from benchmark.compat import TUNABLE
+    from benchmark.compat import HYPERPARAMETERS, TUNABLE
+    from benchmark.config.cell import HYPERPARAMETER_FIELDS
     from benchmark.datasets import DATASETS
     from benchmark.encoders import ENCODERS
     from benchmark.methods import METHODS, NO_OBJECTIVE, check_compatible
@@ -81,6 +82,19 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
                     f"{where}.temperatures: objective {cold[0]!r} has no temperature; "
                     f"allowed: objectives with one ("
                     f"{', '.join(o for o, hp in TUNABLE.items() if 'temperature' in hp)})"
+                )
+        for key in block.objective_options:
+            cold = [o for o in objectives if key not in HYPERPARAMETERS.get(o, {})]
+            if key in HYPERPARAMETER_FIELDS or cold:
+                why = (
+                    f"{key} is tuned, or fixed by temperatures / tuned: false"
+                    if key in HYPERPARAMETER_FIELDS
+                    else f"objective {cold[0]!r} has no {key} (its hyperparameters: "
+                    f"{', '.join(HYPERPARAMETERS.get(cold[0], {})) or 'none'})"
+                )
+                raise ConfigError(
+                    f"{where}.objective_options.{key}: {why}; allowed: the objectives' other "
+                    f"hyperparameters, for objectives that all declare them"
                 )
         if "lr_batch" in given and block.lr_scaling == "none":
             raise ConfigError(
@@ -213,7 +227,8 @@ def check_methods_build(block: Block, encoder: str, data, where: str, built: set
     anything runs, rather than in the middle of a train stage. ``built`` skips repeats."""
     import torch
 
-    from benchmark.train import CellConfig, build_method
+    from benchmark.config.cell import CellConfig
+    from benchmark.train import build_method
 
     combos = [
         dict(zip(block.options, combo, strict=True))
@@ -230,6 +245,7 @@ def check_methods_build(block: Block, encoder: str, data, where: str, built: set
                 method_options=options,
                 dataset_options=dict(block.dataset_options),
                 data_root=block.data_root,
+                objective_options=dict(block.objective_options),
             )
             key = json.dumps([cfg.config_hash(), data_key(block)], default=repr)
             if key in built:

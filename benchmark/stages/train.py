@@ -58,28 +58,17 @@ def tuned_for(cell: dict, answer: dict) -> dict:
 
 
 def cell_config(cell: dict, tuned: dict):
-    from benchmark.train import CellConfig
+    """The cell's CellConfig: its tuned values (when the cell is tuned), a temperature
+    sweep's fixed point over them."""
+    from benchmark.config import cell_config as typed
 
     hp = dict(tuned) if cell["tuned"] else {}
     if cell.get("temperature") is not None:  # a temperature sweep's fixed point
         hp["temperature"] = cell["temperature"]
-    return CellConfig(
-        method=cell["method"],
-        objective=cell["objective"],
-        dataset=cell["dataset"],
-        encoder=cell["encoder"],
-        batch_size=cell["batch_size"],
-        negatives=cell["negatives"],
-        seed=cell["seed"],
-        epochs=cell["epochs"],
-        lr=cell["lr"],
-        precision=cell.get("precision", "fp32"),
-        method_options=cell["method_options"],
-        dataset_options=cell["dataset_options"],
-        data_root=cell["data_root"],
-        temperature=hp.get("temperature"),
-        margin=hp.get("margin"),
-    )
+    return typed(cell, hp)
+
+
+CURVE_POINTS = 6
 
 
 def _train_one(cell: dict, cfg, progress: bool):
@@ -87,7 +76,11 @@ def _train_one(cell: dict, cfg, progress: bool):
 
     t0 = time.perf_counter()
     history: list[dict] = []
-    row = run_cell(cfg, on_epoch=val_knn_tracker(history, epochs=cfg.epochs), progress=progress)
+    # the learning curve MLflow shows: CURVE_POINTS validation kNN values, the last at
+    # the end (a trained cell's model is not selected on them: each point costs an
+    # encoding of the draw and the validation split)
+    tracker = val_knn_tracker(history, epochs=cfg.epochs, evals=CURVE_POINTS)
+    row = run_cell(cfg, on_epoch=tracker, progress=progress)
     return cell, cfg, row, history, time.perf_counter() - t0
 
 

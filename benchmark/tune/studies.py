@@ -135,23 +135,17 @@ def _suggest(trial, tunable: tuple[str, ...], space) -> dict:
 
 
 def _trial_config(template: dict, tuning, hp: dict):
-    from benchmark.train import CellConfig
+    """A trial's CellConfig: the template cell at the trial's point ``hp``, with tuning's
+    batch size (at most the cell's), seed and epochs, and every negative."""
+    from benchmark.config import cell_config
 
-    return CellConfig(
-        method=template["method"],
-        objective=template["objective"],
-        dataset=template["dataset"],
-        encoder=template["encoder"],
+    return cell_config(
+        template,
+        hp,
         batch_size=min(tuning.batch_size, template["batch_size"]),
         negatives=None,
         seed=tuning.seed,
         epochs=template["tuning_epochs"],
-        lr=template["lr"],
-        method_options=template["method_options"],
-        dataset_options=template["dataset_options"],
-        data_root=template["data_root"],
-        precision=template.get("precision", "fp32"),
-        **hp,
     )
 
 
