@@ -21,7 +21,7 @@ from benchmark import distributed
 from benchmark.config.cell import PRECISIONS, CellConfig
 from benchmark.datasets import PreparedData, make_augment, prepare_dataset
 from benchmark.encoders import build_encoder
-from benchmark.methods import METHODS, Batch, Context, Method, check_compatible
+from benchmark.methods import METHODS, Batch, Method, assemble_method, check_compatible
 from benchmark.probe import knn_accuracy, linear_probe
 from benchmark.sources import code_digest
 
@@ -48,30 +48,38 @@ def lr_at(step: int, *, total: int, warmup: int, base: float) -> float:
 
 
 def build_method(cfg: CellConfig, data: PreparedData, device: torch.device) -> Method:
+    """The encoder (with what the method's options add to it), the augmentation, then the
+    method with its objective (:func:`benchmark.methods.assemble_method`)."""
     check_compatible(cfg.method, cfg.objective, data.kind)
+    cls = METHODS.get(cfg.method)
+    cls.check_options(cfg.method_options)  # before the encoder reads them
+    options = {**cls.option_defaults, **cfg.method_options}
     sample_shape = tuple(data.x.shape[1:])
-    encoder = build_encoder(cfg.encoder, sample_shape)
+    encoder = build_encoder(cfg.encoder, sample_shape, **cls.encoder_settings(options))
     augment_fn = make_augment(data, strength=cfg.augment_strength)
-    x2_shape = tuple(data.x2.shape[1:]) if data.x2 is not None else None
 
     def make_tower(shape: tuple[int, ...]):
         return build_encoder(TOWER_FOR_SHAPE[len(shape)], shape)
 
-    ctx = Context(
-        encoder=encoder,
-        input_shape=sample_shape,
-        num_train=len(data.splits["train"]),
-        num_classes=data.num_classes,
-        augment=lambda x: augment_fn(x, None),
+    facts = {
+        "input_shape": sample_shape,
+        "num_train": len(data.splits["train"]),
+        "num_classes": data.num_classes,
+        "data_kind": data.kind,
+        "x2_shape": tuple(data.x2.shape[1:]) if data.x2 is not None else None,
+        "make_encoder": make_tower,
+    }
+    method = assemble_method(
+        cfg.method,
+        encoder,
+        lambda x: augment_fn(x, None),
+        facts,
         objective=cfg.objective,
-        objective_kwargs=cfg.objective_kwargs(),
+        hyperparameters=cfg.objective_kwargs(),
         num_negatives=cfg.negatives,
         options=dict(cfg.method_options),
-        make_encoder=make_tower,
-        x2_shape=x2_shape,
-        data_kind=data.kind,
     )
-    return METHODS.get(cfg.method)(ctx).to(device)
+    return method.to(device)
 
 
 class Diverged(Exception):

@@ -20,7 +20,7 @@ from torch import nn
 
 from benchmark import distributed
 from benchmark.encoders import build_encoder
-from benchmark.methods import METHODS, Batch, Context
+from benchmark.methods import Batch, assemble_method
 
 WORLD, B, D = 2, 8, 16  # processes, local batch, input features
 TOL = 1e-6
@@ -67,18 +67,15 @@ def build(name: str):
     method, objective, options, bn = SCENARIOS[name]
     torch.manual_seed(0)
     encoder = build_encoder("mlp", (D,), width=32, out_dim=16) if bn else PlainEncoder()
-    ctx = Context(
-        encoder=encoder,
-        input_shape=(D,),
-        num_train=3 * WORLD * B,
-        num_classes=2,
-        augment=Alternate(),
-        objective=objective,
-        options=dict(options),
-        make_encoder=lambda shape: PlainEncoder(),
-        x2_shape=(D,),
-    )
-    m = METHODS.get(method)(ctx).double()
+    facts = {
+        "input_shape": (D,),
+        "num_train": 3 * WORLD * B,
+        "make_encoder": lambda shape: PlainEncoder(),
+        "x2_shape": (D,),
+    }
+    m = assemble_method(
+        method, encoder, Alternate(), facts, objective=objective, options=dict(options)
+    ).double()
     m.train()
     return m
 

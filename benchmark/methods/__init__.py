@@ -18,9 +18,9 @@ from benchmark.methods.base import (
     METHODS,
     NO_OBJECTIVE,
     Batch,
-    Context,
     Method,
+    assemble_method,
     check_compatible,
 )
 
-__all__ = ["METHODS", "NO_OBJECTIVE", "Batch", "Context", "Method", "check_compatible"]
+__all__ = ["METHODS", "NO_OBJECTIVE", "Batch", "Method", "assemble_method", "check_compatible"]

@@ -1,4 +1,4 @@
-"""What every method shares: the batch it trains on, its build context, the registry.
+"""What every method shares: the batch it trains on, how it is built, the registry.
 
 A method is thin wiring: it makes views, positives and negatives and calls an
 objective from the registry. Queues, banks and momentum encoders live here, never in
@@ -8,14 +8,15 @@ an objective.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.objectives import OBJECTIVES, Objective, build_objective
+from benchmark.objectives import OBJECTIVES, Objective, ObjectiveSpec, build_objective
 from benchmark.registry import Registry
 from benchmark.sources import NO_OBJECTIVE
 
@@ -61,47 +62,83 @@ class Batch:
     edge_index: Tensor | None = None  # graphs: x is every node, idx the training nodes
 
 
-@dataclass
-class Context:
-    """Everything a method needs to build itself."""
+# what the data tells a method: a method asks for a fact by naming it as a keyword-only
+# argument without a default (``num_train: int``); the training setup passes it by name
+DATA_FACTS = ("input_shape", "num_train", "num_classes", "data_kind", "x2_shape", "make_encoder")
 
-    encoder: nn.Module
-    input_shape: tuple[int, ...]
-    num_train: int
-    num_classes: int
-    augment: Callable[[Tensor], Tensor]
-    objective: str = NO_OBJECTIVE
-    objective_kwargs: dict = field(default_factory=dict)
-    num_negatives: int | None = None
-    options: dict = field(default_factory=dict)
-    make_encoder: Callable[..., nn.Module] | None = None  # builds another encoder (towers)
-    x2_shape: tuple[int, ...] | None = None
-    data_kind: str = "image"
+Augment = Callable[[Tensor], Tensor]
 
 
 class Method(nn.Module):
-    """Base class: subclasses set the class attributes and implement ``training_loss``."""
+    """Base class: subclasses set the class attributes and implement ``training_loss``.
+
+    A method is built from its encoder, its augmentation and the objective the training
+    setup built for it (None for a method that takes none), then typed keyword-only
+    arguments: the data facts it names (:data:`DATA_FACTS`) and its options, each with its
+    default, as ``SimCLR(encoder, augment, objective, proj_dim=64)``. The options and their
+    defaults are read from that signature (:attr:`option_defaults`), so they are written
+    once; :attr:`option_rules` says what each may be.
+    """
 
     objectives: ClassVar[tuple[str, ...]] = ()  # compatible objectives; () = takes none
     default_objective: ClassVar[str] = NO_OBJECTIVE
     data_kinds: ClassVar[tuple[str, ...]] = ("image", "sequence")
     trains: ClassVar[bool] = True
     full_graph: ClassVar[bool] = False
+    # derived from ``__init__``'s keyword-only arguments (``__init_subclass__``)
     option_defaults: ClassVar[dict] = {}
+    data_needs: ClassVar[tuple[str, ...]] = ()
     # what each option's value may be, beside its default: key -> (allowed, test)
     option_rules: ClassVar[dict[str, Rule]] = {}
     views: ClassVar[int] = 1  # encoder inputs per sample and step (views_per_second)
 
-    def __init__(self, ctx: Context) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        params = inspect.signature(cls.__init__).parameters.values()
+        keywords = [p for p in params if p.kind is p.KEYWORD_ONLY]
+        cls.data_needs = tuple(p.name for p in keywords if p.name in DATA_FACTS)
+        options = [p for p in keywords if p.name not in DATA_FACTS]
+        bare = [p.name for p in options if p.default is p.empty]
+        if bare:
+            raise TypeError(
+                f"{cls.__name__}: option {bare[0]!r} needs a default (data facts: "
+                f"{', '.join(DATA_FACTS)})"
+            )
+        cls.option_defaults = {p.name: p.default for p in options}
+
+    def __init__(
+        self, encoder: nn.Module, augment: Augment, objective: Objective | None = None
+    ) -> None:
         super().__init__()
-        self.encoder = ctx.encoder
-        self.augment = ctx.augment
-        self.check_options(ctx.options)
-        self.options = {**self.option_defaults, **ctx.options}
-        self.num_negatives = ctx.num_negatives
-        self.objective: Objective | None = None
-        if ctx.objective != NO_OBJECTIVE:
-            self.objective = self.build_objective(ctx)
+        self.encoder = encoder
+        self.augment = augment
+        self.objective = objective
+
+    @classmethod
+    def encoder_settings(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments this method's ``options`` (defaults filled in) add to its
+        encoder's builder (DGI's paper preset: a wider GCN)."""
+        return {}
+
+    @classmethod
+    def objective_settings(
+        cls,
+        options: dict[str, Any],
+        spec: ObjectiveSpec,
+        given: dict[str, Any],
+        encoder: nn.Module,
+    ) -> dict[str, Any]:
+        """Keyword arguments this method adds to the objective the setup builds for it,
+        from its ``options`` (defaults filled in), the objective's ``spec`` and the
+        hyperparameters ``given`` by the cell: a learned critic (DGI), a similarity (CPC),
+        a learnable temperature (CLIP). The critic's parameters then belong to the method
+        through ``self.objective``."""
+        return {}
+
+    @property
+    def num_negatives(self) -> int | None:
+        """Negatives per anchor the objective keeps (None: all)."""
+        return None if self.objective is None else self.objective.num_negatives
 
     @classmethod
     def check_options(cls, options: dict) -> None:
@@ -121,11 +158,6 @@ class Method(nn.Module):
                 )
 
     name: ClassVar[str] = ""
-
-    def build_objective(self, ctx: Context, **overrides) -> Objective:
-        return build_objective(
-            ctx.objective, num_negatives=ctx.num_negatives, **{**ctx.objective_kwargs, **overrides}
-        )
 
     def training_loss(self, batch: Batch) -> Tensor:
         raise NotImplementedError
@@ -150,6 +182,32 @@ def register_method(name: str):
         return METHODS.register(name)(cls)
 
     return add
+
+
+def assemble_method(
+    name: str,
+    encoder: nn.Module,
+    augment: Augment,
+    facts: dict[str, Any],
+    *,
+    objective: str = NO_OBJECTIVE,
+    hyperparameters: dict[str, Any] | None = None,
+    num_negatives: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> Method:
+    """Method ``name`` on ``encoder``: its options checked, the objective built once (the
+    cell's ``hyperparameters`` and what :meth:`Method.objective_settings` adds), the data
+    ``facts`` it names passed by name. :func:`benchmark.train.build_method` calls it with
+    the encoder built with :meth:`Method.encoder_settings`."""
+    cls = METHODS.get(name)
+    cls.check_options(options or {})
+    options = {**cls.option_defaults, **(options or {})}
+    built = None
+    if objective != NO_OBJECTIVE:
+        given = dict(hyperparameters or {})
+        extra = cls.objective_settings(options, OBJECTIVES.get(objective), given, encoder)
+        built = build_objective(objective, num_negatives=num_negatives, **{**given, **extra})
+    return cls(encoder, augment, built, **{k: facts[k] for k in cls.data_needs}, **options)
 
 
 def check_compatible(method: str, objective: str, data_kind: str | None = None) -> None:

@@ -12,9 +12,10 @@ from benchmark.encoders import mlp_head
 from benchmark.methods.base import (
     COUNT,
     UNIT,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     ema_update,
     momentum_copy,
     register_method,
@@ -37,14 +38,22 @@ class BYOL(Method):
     """
 
     views = 2
-    option_defaults = {"proj_dim": 64, "proj_hidden": 256, "momentum": 0.99}
     option_rules = {"proj_dim": COUNT, "proj_hidden": COUNT, "momentum": UNIT}
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        o = self.options
-        self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
-        self.predictor = mlp_head(o["proj_dim"], o["proj_hidden"], o["proj_dim"])
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        proj_dim: int = 64,
+        proj_hidden: int = 256,
+        momentum: float = 0.99,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.momentum = momentum
+        self.projector = mlp_head(encoder.out_dim, proj_hidden, proj_dim)
+        self.predictor = mlp_head(proj_dim, proj_hidden, proj_dim)
         self.target = momentum_copy(nn.Sequential(self.encoder, self.projector))
 
     def online(self, x: Tensor) -> Tensor:
@@ -63,7 +72,7 @@ class BYOL(Method):
 
     def target_momentum(self, progress: float) -> float:
         """tau at ``progress`` = k / K of training (sec. 3.2)."""
-        base = self.options["momentum"]
+        base = self.momentum
         return 1 - (1 - base) * (math.cos(math.pi * progress) + 1) / 2
 
     @torch.no_grad()

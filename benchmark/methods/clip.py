@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -13,9 +14,10 @@ from benchmark.methods.base import (
     ALL_OBJECTIVES,
     COUNT,
     FLAG,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     one_of,
     register_method,
 )
@@ -88,12 +90,6 @@ class CLIP(Method):
 
     objectives = ALL_OBJECTIVES
     default_objective = "infonce"
-    option_defaults = {
-        "proj_dim": 64,
-        "proj_hidden": 256,
-        "projection": "linear",
-        "learn_temperature": True,
-    }
     option_rules = {
         "proj_dim": COUNT,
         "proj_hidden": COUNT,
@@ -101,30 +97,36 @@ class CLIP(Method):
         "learn_temperature": FLAG,
     }
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        if ctx.x2_shape is None or ctx.make_encoder is None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        x2_shape: tuple[int, ...] | None,
+        make_encoder: Callable[[tuple[int, ...]], nn.Module],
+        proj_dim: int = 64,
+        proj_hidden: int = 256,
+        projection: str = "linear",
+        learn_temperature: bool = True,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        if x2_shape is None:
             raise ValueError(
                 "method 'clip' needs a paired dataset (one with x2), e.g. mnist1d_pairs"
             )
-        self.tower_b = ctx.make_encoder(ctx.x2_shape)
-        self.proj_a = self._projection(ctx.encoder.out_dim)
-        self.proj_b = self._projection(self.tower_b.out_dim)
+        self.tower_b = make_encoder(x2_shape)
+        self.proj_a = _projection(encoder.out_dim, projection, proj_hidden, proj_dim)
+        self.proj_b = _projection(self.tower_b.out_dim, projection, proj_hidden, proj_dim)
 
-    def _projection(self, d_in: int) -> nn.Module:
-        o = self.options
-        if o["projection"] == "linear":
-            return nn.Linear(d_in, o["proj_dim"], bias=False)
-        return mlp_head(d_in, o["proj_hidden"], o["proj_dim"])
-
-    def build_objective(self, ctx: Context, **overrides):
-        fixed = super().build_objective(ctx, **overrides)
-        if not self.options["learn_temperature"] or "temperature" not in fixed.hparams:
-            return fixed
-        if fixed.metric is None:  # only a metric name can be rescaled
-            raise ValueError("clip option learn_temperature=True needs a metric similarity")
-        critic = LearnedTemperature(fixed.metric, fixed.hparams["temperature"])
-        return super().build_objective(ctx, **{"similarity": critic, **overrides})
+    @classmethod
+    def objective_settings(cls, options, spec, given, encoder):
+        """A learnable temperature, initialised from the cell's (or the objective's
+        default), scaling the objective's own metric."""
+        if not options["learn_temperature"] or "temperature" not in spec.hyperparameters:
+            return {}
+        start = given.get("temperature", spec.hyperparameters["temperature"])
+        return {"similarity": LearnedTemperature(spec.metric, start)}
 
     @property
     def temperature_critic(self) -> LearnedTemperature | None:
@@ -158,3 +160,9 @@ class CLIP(Method):
     def effective_negatives(self, batch_size: int) -> int:
         # each anchor of either direction: the other tower's B - 1 other instances
         return min(batch_size - 1, self.num_negatives or batch_size)
+
+
+def _projection(d_in: int, kind: str, hidden: int, out: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(d_in, out, bias=False)
+    return mlp_head(d_in, hidden, out)

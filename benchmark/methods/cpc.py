@@ -11,9 +11,10 @@ from torch import Tensor, nn
 from benchmark.methods.base import (
     COUNT,
     SCORE_OBJECTIVES,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     one_of,
     or_,
     register_method,
@@ -129,16 +130,6 @@ class CPC(Method):
     objectives = SCORE_OBJECTIVES
     default_objective = "infonce"
     data_kinds = ("sequence",)
-    option_defaults = {
-        "horizons": 3,
-        "first_horizon": "auto",
-        "context_dim": 128,
-        "negatives": "batch",
-        "target_view": "same",
-        "critic": "bilinear",
-        "features": "context_mean",
-        "nce_normalizer": "learned",
-    }
     option_rules = {
         "horizons": COUNT,
         "first_horizon": or_(one_of("auto"), COUNT),
@@ -150,47 +141,59 @@ class CPC(Method):
         "nce_normalizer": one_of(*NCE_NORMALIZERS),
     }
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.receptive_field, self.stride, self.steps = conv_geometry(
-            ctx.encoder, ctx.input_shape[-1]
-        )
-        opts, first = self.options, self.options["first_horizon"]
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        input_shape: tuple[int, ...],
+        horizons: int = 3,
+        first_horizon: int | str = "auto",
+        context_dim: int = 128,
+        negatives: str = "batch",
+        target_view: str = "same",
+        critic: str = "bilinear",
+        features: str = "context_mean",
+        nce_normalizer: str = "learned",
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.receptive_field, self.stride, self.steps = conv_geometry(encoder, input_shape[-1])
+        first = first_horizon
         k0 = math.ceil(self.receptive_field / self.stride) if first == "auto" else first
-        self.ks = tuple(range(k0, k0 + opts["horizons"]))
-        self.horizons = opts["horizons"]
+        self.ks = tuple(range(k0, k0 + horizons))
+        self.horizons = horizons
+        self.negatives, self.target_view, self.feature_mode = negatives, target_view, features
         if self.ks[-1] >= self.steps:
             raise ValueError(
                 f"cpc: horizons k = {self.ks[0]}..{self.ks[-1]} need more than the "
                 f"{self.steps} time steps the encoder gives"
             )
-        d, c = ctx.encoder.out_dim, opts["context_dim"]
+        d, c = encoder.out_dim, context_dim
         self.context = nn.GRU(d, c, batch_first=True)
         # W_k for every horizon as one linear map c_t -> (K, D): one matmul for all of them
         self.predictor = nn.Linear(c, self.horizons * d, bias=False)
-        self.views = 2 if opts["target_view"] == "independent" else 1
+        self.views = 2 if target_view == "independent" else 1
         # NCE's normaliser log Z_k (one per horizon) when it is not the objective's own
         # per-batch estimate: a parameter ("learned") or set on the first batch ("fixed")
-        self.nce_mode = (
-            opts["nce_normalizer"]
-            if ctx.objective == "nce" and opts["critic"] == "bilinear"
-            else "batch"
-        )
+        nce = objective is not None and objective.name == "nce"
+        self.nce_mode = nce_normalizer if nce and critic == "bilinear" else "batch"
         if self.nce_mode == "learned":
             self.log_z = nn.Parameter(torch.zeros(self.horizons))
         elif self.nce_mode == "fixed":
             self.register_buffer("log_z", torch.full((self.horizons,), math.nan))
 
-    def build_objective(self, ctx: Context, **overrides):
-        if ctx.options.get("critic", self.option_defaults["critic"]) == "cosine":
-            return super().build_objective(ctx, similarity="cosine", normalize=False, **overrides)
-        from benchmark.objectives import OBJECTIVES
-
+    @classmethod
+    def objective_settings(cls, options, spec, given, encoder):
+        if options["critic"] == "cosine":
+            return {"similarity": "cosine", "normalize": False}
         # log-bilinear: z^T (W_k c) as it is; a temperature only if one was asked for
-        spec = OBJECTIVES.get(ctx.objective)
-        if "temperature" in spec.hyperparameters and "temperature" not in ctx.objective_kwargs:
-            overrides = {"temperature": 1.0, **overrides}
-        return super().build_objective(ctx, similarity="dot", normalize=False, **overrides)
+        unscaled = "temperature" in spec.hyperparameters and "temperature" not in given
+        return {
+            "similarity": "dot",
+            "normalize": False,
+            **({"temperature": 1.0} if unscaled else {}),
+        }
 
     def latents_and_contexts(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(z, c), each (B, T, .): z_t the encoder's steps, c_t = GRU(z_0, ..., z_t)."""
@@ -200,13 +203,13 @@ class CPC(Method):
 
     def training_loss(self, batch: Batch) -> Tensor:
         z, c = self.latents_and_contexts(self.augment(batch.x))  # (B, T, D), (B, T, C)
-        if self.options["target_view"] == "independent":
+        if self.target_view == "independent":
             target = self.encoder.local(self.augment(batch.x)).transpose(1, 2)
         else:
             target = z  # the paper: z_{t+k} of the very sequence the context read
         b, t, d = z.shape
         pred = self.predictor(c).view(b, t, self.horizons, d)  # pred[:, s, j] -> z_{s+ks[j]}
-        if self.options["negatives"] == "batch":
+        if self.negatives == "batch":
             return self._batch_negatives(pred, target)
         return self._all_negatives(pred, target)
 
@@ -252,14 +255,14 @@ class CPC(Method):
 
     @torch.no_grad()
     def features(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:
-        mode = self.options["features"]
+        mode = self.feature_mode
         if mode == "pooled":
             return self.encoder(x)
         _, c = self.latents_and_contexts(x)
         return c[:, -1] if mode == "context" else c.mean(1)
 
     def effective_negatives(self, batch_size: int) -> int:
-        if self.options["negatives"] == "batch":
+        if self.negatives == "batch":
             available = batch_size - 1
         else:
             available = batch_size * self.steps - 1  # B * T candidates

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.encoders.gcn import GCN
 from benchmark.methods.base import (
     COUNT,
     NONNEGATIVE,
     SCORE_OBJECTIVES,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     one_of,
     or_,
     register_method,
@@ -80,13 +79,13 @@ class DGI(Method):
     Options:
 
     - ``preset``: ``"none"`` (the encoder as configured, no early stopping) or
-      ``"paper"`` (:data:`PRESETS`: the GCN rebuilt with 512 units and a shared PReLU,
+      ``"paper"`` (:data:`PRESETS`: the GCN built with 512 units and a shared PReLU,
       early stopping with patience 20). The optimiser is the training loop's: set the
       cell's ``lr: 0.001`` (the paper's Adam rate); the loop's weight decay (1e-5) and
       warm-up/cosine schedule stay (the paper: none, a constant rate).
-    - ``hidden``: rebuild the GCN with this many units (None: as configured);
-    - ``patience``: early stopping on the training loss after this many epochs without
-      improvement, the best parameters restored (0: off).
+    - ``hidden``: build the GCN with this many units (None: the preset's, or as configured);
+    - ``patience`` (None: the preset's, else 0): early stopping on the training loss
+      after this many epochs without improvement, the best parameters restored (0: off).
 
     ``hidden`` and ``patience`` given explicitly override the preset's.
     """
@@ -95,28 +94,39 @@ class DGI(Method):
     default_objective = "jsd"
     data_kinds = ("graph",)
     full_graph = True
-    option_defaults = {"preset": "none", "hidden": None, "patience": 0}
     option_rules = {
         "preset": one_of(*PRESETS),
         "hidden": or_(("null", lambda v: v is None), COUNT),
-        "patience": NONNEGATIVE,
+        "patience": or_(("null", lambda v: v is None), NONNEGATIVE),
     }
 
-    def __init__(self, ctx: Context) -> None:
-        given = ctx.options
-        self.check_options(given)  # before the preset is read
-        # the preset's settings, then the options given explicitly
-        settings = {**PRESETS[given.get("preset", "none")]}
-        settings.update({k: given[k] for k in ("hidden", "patience") if k in given})
-        hidden, patience = settings.get("hidden"), settings.get("patience", 0)
-        if hidden is not None or settings.get("shared_prelu"):
-            ctx = dataclasses.replace(ctx, encoder=_rebuilt(ctx, hidden, settings))
-        super().__init__(ctx)
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        preset: str = "none",
+        hidden: int | None = None,
+        patience: int | None = None,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        patience = _settings(preset, hidden, patience).get("patience", 0)
         self.stopping = EarlyStopping(patience) if patience else None
 
-    def build_objective(self, ctx: Context, **overrides):
-        self.critic = BilinearCritic(ctx.encoder.out_dim)
-        return super().build_objective(ctx, similarity=self.critic, normalize=False, **overrides)
+    @property
+    def critic(self) -> BilinearCritic:
+        return self.objective.critic
+
+    @classmethod
+    def encoder_settings(cls, options):
+        """The preset's GCN (width, shared PReLU), a ``hidden`` given explicitly over it."""
+        s = _settings(options["preset"], options["hidden"], options["patience"])
+        return {k: s[k] for k in ("hidden", "shared_prelu") if s.get(k) is not None}
+
+    @classmethod
+    def objective_settings(cls, options, spec, given, encoder):
+        return {"similarity": BilinearCritic(encoder.out_dim), "normalize": False}
 
     @staticmethod
     def corrupt(x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,14 +180,7 @@ class DGI(Method):
         return min(batch_size, self.num_negatives or batch_size)
 
 
-def _rebuilt(ctx: Context, hidden: int | None, settings: dict) -> GCN:
-    if not isinstance(ctx.encoder, GCN):
-        raise ValueError(
-            f"dgi options hidden/preset rebuild a gcn encoder; got {type(ctx.encoder).__name__}"
-        )
-    return GCN(
-        ctx.input_shape,
-        hidden=hidden or ctx.encoder.out_dim,
-        layers=len(ctx.encoder.convs),
-        shared_prelu=bool(settings.get("shared_prelu", False)),
-    )
+def _settings(preset: str, hidden: int | None, patience: int | None) -> dict:
+    """The preset's settings, then the options given explicitly (None: not given)."""
+    given = {"hidden": hidden, "patience": patience}
+    return {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}

@@ -9,9 +9,10 @@ from benchmark.encoders import mlp_head
 from benchmark.methods.base import (
     COUNT,
     SCORE_OBJECTIVES,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     one_of,
     register_method,
 )
@@ -61,17 +62,24 @@ class DIM(Method):
 
     objectives = SCORE_OBJECTIVES
     default_objective = "jsd"
-    option_defaults = {"critic_dim": 64, "local_layer": "intermediate"}
     option_rules = {"critic_dim": COUNT, "local_layer": one_of(*LOCAL_LAYERS)}
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        o = self.options
-        e = o["critic_dim"]
-        feature_layer(self.encoder, o["local_layer"])  # fails now for unknown encoders
-        channels, self.positions = self._local_shape(ctx.input_shape)
-        self.global_head = mlp_head(ctx.encoder.out_dim, 2 * e, e)
-        conv = nn.Conv2d if len(ctx.input_shape) == 3 else nn.Conv1d
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        input_shape: tuple[int, ...],
+        critic_dim: int = 64,
+        local_layer: str = "intermediate",
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        e, self.local_layer = critic_dim, local_layer
+        feature_layer(self.encoder, local_layer)  # fails now for unknown encoders
+        channels, self.positions = self._local_shape(input_shape)
+        self.global_head = mlp_head(encoder.out_dim, 2 * e, e)
+        conv = nn.Conv2d if len(input_shape) == 3 else nn.Conv1d
         self.local_head = nn.Sequential(conv(channels, 2 * e, 1), nn.ReLU(), conv(2 * e, e, 1))
 
     @torch.no_grad()
@@ -89,7 +97,7 @@ class DIM(Method):
         """(local feature map (B, C, ...) of the chosen layer, encoder output E(x) (B, D)),
         from one forward pass."""
         seen: list[Tensor] = []
-        layer = feature_layer(self.encoder, self.options["local_layer"])
+        layer = feature_layer(self.encoder, self.local_layer)
         hook = layer.register_forward_hook(lambda m, a, out: seen.append(out))
         try:
             g = self.encoder(x)

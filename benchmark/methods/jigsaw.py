@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.methods.base import FLAG, UNIT, Batch, Context, Method, register_method
+from benchmark.methods.base import FLAG, UNIT, Augment, Batch, Method, Objective, register_method
 
 GRID = 2  # cells per side (images) or segments (sequences): 4 tiles, 24 permutations
 
@@ -46,19 +46,29 @@ class Jigsaw(Method):
     """
 
     views = 4  # tiles
-    option_defaults = {"gap": 0.075, "jitter": 0.075, "normalize_tiles": True}
     option_rules = {"gap": UNIT, "jitter": UNIT, "normalize_tiles": FLAG}
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        input_shape: tuple[int, ...],
+        gap: float = 0.075,
+        jitter: float = 0.075,
+        normalize_tiles: bool = True,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.gap, self.jitter, self.normalize_tiles = gap, jitter, normalize_tiles
         # fail at build time, not at the first step, if the tiles would be empty
-        if len(ctx.input_shape) == 3:
-            self.layout(ctx.input_shape[1], GRID), self.layout(ctx.input_shape[2], GRID)
+        if len(input_shape) == 3:
+            self.layout(input_shape[1], GRID), self.layout(input_shape[2], GRID)
         else:
-            self.layout(ctx.input_shape[-1], GRID * GRID)
+            self.layout(input_shape[-1], GRID * GRID)
         perms = torch.tensor(list(itertools.permutations(range(4))))
         self.register_buffer("perms", perms)
-        d = ctx.encoder.out_dim
+        d = encoder.out_dim
         self.head = nn.Sequential(
             nn.Linear(4 * d, 256), nn.ReLU(inplace=True), nn.Linear(256, len(perms))
         )
@@ -67,14 +77,11 @@ class Jigsaw(Method):
         """(cell, tile, lowest offset in the cell, jitter) in pixels along a side of
         ``side`` pixels cut into ``cells`` cells."""
         cell = side // cells
-        gap, jitter = (
-            max(1, round(self.options[k] * cell)) if self.options[k] > 0 else 0
-            for k in ("gap", "jitter")
-        )
+        gap, jitter = (max(1, round(f * cell)) if f > 0 else 0 for f in (self.gap, self.jitter))
         tile = cell - gap - jitter
         if tile < 1:
             raise ValueError(
-                f"jigsaw: gap={self.options['gap']} and jitter={self.options['jitter']} leave "
+                f"jigsaw: gap={self.gap} and jitter={self.jitter} leave "
                 f"no tile in a {cell}-pixel cell; allowed: gap_px + jitter_px < {cell}"
             )
         return cell, tile, gap // 2, jitter
@@ -117,7 +124,7 @@ class Jigsaw(Method):
         Position k of the shuffled puzzle holds the tile of cell ``perms[target][k]``.
         """
         tiles, sources = self.cut(x)
-        if self.options["normalize_tiles"]:
+        if self.normalize_tiles:
             flat = tiles.flatten(2)
             mean = flat.mean(-1, keepdim=True)
             std = flat.std(-1, keepdim=True, unbiased=False)

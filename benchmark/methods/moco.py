@@ -13,9 +13,10 @@ from benchmark.methods.base import (
     COUNT,
     FLAG,
     UNIT,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     ema_update,
     momentum_copy,
     register_method,
@@ -58,35 +59,40 @@ class MoCo(Method):
     views = 2
     default_objective = "infonce"
     sync_batchnorm = False  # several processes: Shuffling BN stays per process (its design)
-    option_defaults = {
-        "queue_size": 1024,
-        "momentum": 0.99,
-        "proj_dim": 64,
-        "proj_hidden": 256,
-        "batch_negatives": False,
-        "shuffle_bn_groups": 4,
-    }
     option_rules = {
         **dict.fromkeys(("queue_size", "proj_dim", "proj_hidden", "shuffle_bn_groups"), COUNT),
         "momentum": UNIT,
         "batch_negatives": FLAG,
     }
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        o = self.options
-        d, h = ctx.encoder.out_dim, o["proj_hidden"]
-        self.projector = Head([(d, h, False, True), (h, o["proj_dim"], False, False)])
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        queue_size: int = 1024,
+        momentum: float = 0.99,
+        proj_dim: int = 64,
+        proj_hidden: int = 256,
+        batch_negatives: bool = False,
+        shuffle_bn_groups: int = 4,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.queue_size, self.momentum = queue_size, momentum
+        self.batch_negatives, self.shuffle_bn_groups = batch_negatives, shuffle_bn_groups
+        d, h = encoder.out_dim, proj_hidden
+        self.projector = Head([(d, h, False, True), (h, proj_dim, False, False)])
         self.key_encoder = momentum_copy(nn.Sequential(self.encoder, self.projector))
-        queue = F.normalize(torch.randn(o["queue_size"], o["proj_dim"]), dim=1)
+        queue = F.normalize(torch.randn(queue_size, proj_dim), dim=1)
         self.register_buffer("queue", queue)
-        self.register_buffer("queue_ids", torch.full((o["queue_size"],), -1, dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def groups(self, batch_size: int) -> int:
         """Number of BN groups used for a batch (``shuffle_bn_groups``, lowered so that
         every group has at least ``MIN_GROUP`` samples)."""
-        return max(1, min(self.options["shuffle_bn_groups"], batch_size // MIN_GROUP))
+        return max(1, min(self.shuffle_bn_groups, batch_size // MIN_GROUP))
 
     def training_loss(self, batch: Batch) -> Tensor:
         q, k = self.encode(self.augment(batch.x), self.augment(batch.x))
@@ -112,14 +118,14 @@ class MoCo(Method):
         the other keys of the batch are negatives too."""
         b = len(q)
         queue, queue_ids = self.queue.clone(), self.queue_ids.clone()
-        if distributed.is_distributed() and self.options["batch_negatives"]:
+        if distributed.is_distributed() and self.batch_negatives:
             k = distributed.gather_nograd(k)  # every process's keys; k_i at column offset + i
             rows = distributed.offset(b) + torch.arange(b, device=q.device)
             eye = torch.arange(len(k), device=q.device)[None, :] == rows[:, None]
         else:
             eye = torch.eye(b, dtype=torch.bool, device=q.device)
         pos = torch.cat([eye, torch.zeros(b, len(queue), dtype=torch.bool, device=q.device)], 1)
-        batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
+        batch_neg = ~eye if self.batch_negatives else torch.zeros_like(eye)
         queue_neg = ids[:, None] != queue_ids[None, :]  # never the anchor's own stale key
         neg = torch.cat([batch_neg, queue_neg], 1)
         return self.objective.masked(q, torch.cat([k, queue]), pos, neg)
@@ -136,17 +142,15 @@ class MoCo(Method):
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:
-        ema_update(
-            self.key_encoder, nn.Sequential(self.encoder, self.projector), self.options["momentum"]
-        )
+        ema_update(self.key_encoder, nn.Sequential(self.encoder, self.projector), self.momentum)
 
     def effective_negatives(self, batch_size: int) -> int:
         """K (the queue), plus B - 1 with ``batch_negatives``; at most ``num_negatives``.
 
         The anchor's own stale keys are not subtracted: with K < the training-set size an
         anchor meets at most one or two of them, and on average fewer than one."""
-        available = self.options["queue_size"]
-        if self.options["batch_negatives"]:
+        available = self.queue_size
+        if self.batch_negatives:
             available += batch_size - 1
         return min(available, self.num_negatives or available)
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from benchmark import distributed
 from benchmark.encoders import mlp_head
@@ -15,9 +15,10 @@ from benchmark.methods.base import (
     COUNT,
     FLAG,
     UNIT,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     one_of,
     register_method,
 )
@@ -50,14 +51,6 @@ class NPID(Method):
 
     objectives = ALL_OBJECTIVES
     default_objective = "nce"
-    option_defaults = {
-        "bank_negatives": 1024,
-        "bank_momentum": 0.5,
-        "proj_dim": 64,
-        "proj_hidden": 256,
-        "batch_negatives": False,
-        "nce_normalizer": "fixed",
-    }
     option_rules = {
         **dict.fromkeys(("bank_negatives", "proj_dim", "proj_hidden"), COUNT),
         "bank_momentum": UNIT,
@@ -65,19 +58,33 @@ class NPID(Method):
         "nce_normalizer": one_of(*NORMALIZERS),
     }
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        o = self.options
-        if ctx.num_train < 2:
-            raise ValueError(f"method 'npid' needs >= 2 training samples; got {ctx.num_train}")
-        self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
-        self.register_buffer("bank", F.normalize(torch.randn(ctx.num_train, o["proj_dim"]), dim=1))
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        num_train: int,
+        bank_negatives: int = 1024,
+        bank_momentum: float = 0.5,
+        proj_dim: int = 64,
+        proj_hidden: int = 256,
+        batch_negatives: bool = False,
+        nce_normalizer: str = "fixed",
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        if num_train < 2:
+            raise ValueError(f"method 'npid' needs >= 2 training samples; got {num_train}")
+        self.bank_negatives, self.bank_momentum = bank_negatives, bank_momentum
+        self.batch_negatives, self.nce_normalizer = batch_negatives, nce_normalizer
+        self.projector = mlp_head(encoder.out_dim, proj_hidden, proj_dim)
+        self.register_buffer("bank", F.normalize(torch.randn(num_train, proj_dim), dim=1))
         # log(Z / n) of the fixed NCE normaliser; NaN until the first batch sets it
         self.register_buffer("log_z", torch.tensor(math.nan))
 
     @property
     def k(self) -> int:
-        return min(self.options["bank_negatives"], len(self.bank) - 1)
+        return min(self.bank_negatives, len(self.bank) - 1)
 
     def training_loss(self, batch: Batch) -> Tensor:
         v = self.projector(self.encoder(self.augment(batch.x)))
@@ -108,17 +115,17 @@ class NPID(Method):
         """The objective over candidates [bank[ids] (B), bank[drawn] (K+1)]."""
         b = len(v)
         cand = ids
-        if distributed.is_distributed() and self.options["batch_negatives"]:
+        if distributed.is_distributed() and self.batch_negatives:
             cand = distributed.gather_nograd(ids)  # every process's entries; own at offset + i
             rows = distributed.offset(b) + torch.arange(b, device=v.device)
             eye = torch.arange(len(cand), device=v.device)[None, :] == rows[:, None]
         else:
             eye = torch.eye(b, dtype=torch.bool, device=v.device)
         pos = torch.cat([eye, torch.zeros(b, len(drawn), dtype=torch.bool, device=v.device)], 1)
-        batch_neg = ~eye if self.options["batch_negatives"] else torch.zeros_like(eye)
+        batch_neg = ~eye if self.batch_negatives else torch.zeros_like(eye)
         neg = torch.cat([batch_neg, self.noise_mask(ids, drawn)], 1)
         pairs = self.objective.masked_pairs(v, self.bank[torch.cat([cand, drawn])], pos, neg)
-        if self.objective.name != "nce" or self.options["nce_normalizer"] == "batch":
+        if self.objective.name != "nce" or self.nce_normalizer == "batch":
             return self.objective.spec.reduce(pairs, **self.objective.hparams)
         tau = self.objective.hparams["temperature"]
         if distributed.is_distributed() and torch.isnan(self.log_z):
@@ -130,12 +137,12 @@ class NPID(Method):
     @torch.no_grad()
     def update_bank(self, ids: Tensor, features: Tensor) -> None:
         """v_i <- normalize(m v_i + (1 - m) f_i), f_i the normalised feature (sec. 3.2)."""
-        m = self.options["bank_momentum"]
+        m = self.bank_momentum
         mixed = m * self.bank[ids] + (1 - m) * F.normalize(features, dim=1)
         self.bank[ids] = F.normalize(mixed, dim=1)
 
     def effective_negatives(self, batch_size: int) -> int:
-        available = self.k + (batch_size - 1 if self.options["batch_negatives"] else 0)
+        available = self.k + (batch_size - 1 if self.batch_negatives else 0)
         return min(available, self.num_negatives or available)
 
 

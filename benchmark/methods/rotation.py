@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.methods.base import Batch, Context, Method, register_method
+from benchmark.methods.base import Augment, Batch, Method, Objective, register_method
 
 
 @register_method("rotation")
@@ -18,12 +18,19 @@ class Rotation(Method):
     views = 4
     data_kinds = ("image",)
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        h, w = ctx.input_shape[-2:]
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        input_shape: tuple[int, ...],
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        h, w = input_shape[-2:]
         if h != w:
             raise ValueError(f"rotation needs square images, got {h}x{w}")
-        self.head = nn.Linear(ctx.encoder.out_dim, 4)
+        self.head = nn.Linear(encoder.out_dim, 4)
 
     @staticmethod
     def rotations(x: Tensor) -> tuple[Tensor, Tensor]:

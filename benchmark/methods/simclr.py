@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from benchmark import distributed
 from benchmark.encoders import mlp_head
 from benchmark.methods.base import (
     ALL_OBJECTIVES,
+    Augment,
     Batch,
-    Context,
     Method,
+    Objective,
     instance_labels,
     register_method,
 )
@@ -22,12 +23,18 @@ class SimCLR(Method):
     objectives = ALL_OBJECTIVES
     views = 2
     default_objective = "ntxent"
-    option_defaults = {"proj_dim": 64, "proj_hidden": 256}
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        o = self.options
-        self.projector = mlp_head(ctx.encoder.out_dim, o["proj_hidden"], o["proj_dim"])
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        proj_dim: int = 64,
+        proj_hidden: int = 256,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.projector = mlp_head(encoder.out_dim, proj_hidden, proj_dim)
 
     def training_loss(self, batch: Batch) -> Tensor:
         views = torch.cat([self.augment(batch.x), self.augment(batch.x)])

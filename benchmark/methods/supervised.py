@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.methods.base import Batch, Context, Method, register_method
+from benchmark.methods.base import Augment, Batch, Method, Objective, register_method
 
 
 @register_method("supervised")
@@ -18,16 +18,25 @@ class Supervised(Method):
     """
 
     data_kinds = ("image", "sequence", "graph")
-    option_defaults = {"dropout": 0.5}
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.head = nn.Linear(ctx.encoder.out_dim, ctx.num_classes)
-        self.full_graph = ctx.data_kind == "graph"
+    def __init__(
+        self,
+        encoder: nn.Module,
+        augment: Augment,
+        objective: Objective | None = None,
+        *,
+        num_classes: int,
+        data_kind: str,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__(encoder, augment, objective)
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+        self.full_graph = data_kind == "graph"
+        self.dropout = dropout
 
     def training_loss(self, batch: Batch) -> Tensor:
         if batch.edge_index is not None:  # transductive: all nodes in, train nodes scored
-            p = float(self.options["dropout"])
+            p = float(self.dropout)
             h = self.encoder(F.dropout(batch.x, p, self.training), batch.edge_index)
             logits = self.head(F.dropout(h, p, self.training))[batch.idx]
             return F.cross_entropy(logits, batch.y[batch.idx])

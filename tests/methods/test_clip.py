@@ -109,7 +109,7 @@ def test_projection_is_linear_by_default(prepared):
 def test_effective_negatives(prepared):
     method, _ = _clip(prepared)
     assert method.effective_negatives(64) == 63
-    method.num_negatives = 8
+    method.objective.num_negatives = 8
     assert method.effective_negatives(64) == 8
 
 

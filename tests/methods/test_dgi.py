@@ -90,9 +90,9 @@ def test_loss_is_the_papers_binary_cross_entropy(prepared):
 def test_effective_negatives(prepared):
     method, _ = _dgi(prepared)
     assert method.effective_negatives(2500) == 2500
-    method.num_negatives = 64
+    method.objective.num_negatives = 64
     assert method.effective_negatives(2500) == 64
-    method.num_negatives = 5000  # more than there are corrupted nodes
+    method.objective.num_negatives = 5000  # more than there are corrupted nodes
     assert method.effective_negatives(2500) == 2500
 
 
@@ -153,7 +153,7 @@ def test_early_stopping_in_the_training_loop(prepared, monkeypatch):
     [
         ({"preset": "cora"}, "preset='cora' is not allowed; allowed: none, paper"),
         ({"hidden": 0}, "hidden=0 is not allowed; allowed: null or an integer >= 1"),
-        ({"patience": -1}, "patience=-1 is not allowed; allowed: an integer >= 0"),
+        ({"patience": -1}, "patience=-1 is not allowed; allowed: null or an integer >= 0"),
         ({"layers": 2}, "no option 'layers'.*allowed: hidden, patience, preset"),
     ],
 )
@@ -171,5 +171,7 @@ def test_corrupt_and_readout_are_the_methods_own():
 
 def test_options_are_checked_before_building():
     DGI.check_options({**DGI.option_defaults, "preset": "paper"})
-    with pytest.raises(ValueError, match="patience=1.5 is not allowed; allowed: an integer >= 0"):
+    with pytest.raises(
+        ValueError, match="patience=1.5 is not allowed; allowed: null or an integer >= 0"
+    ):
         DGI.check_options({**DGI.option_defaults, "patience": 1.5})

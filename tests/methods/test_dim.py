@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.encoders import build_encoder
-from benchmark.methods.base import Batch, Context
+from benchmark.methods.base import Batch, assemble_method
 from benchmark.methods.dim import DIM
 from benchmark.train import CellConfig, build_method
 
@@ -90,7 +90,7 @@ def test_each_anchor_sees_the_other_images_local_features(prepared):
     assert pairs.neg.sum(1).tolist() == [15 * positions] * 16
     assert method.effective_negatives(16) == 15 * positions
     assert method.effective_negatives(128) == 127 * positions
-    method.num_negatives = 100
+    method.objective.num_negatives = 100
     assert method.effective_negatives(128) == 100
     final, _ = _dim(prepared, local_layer="final")
     assert final.effective_negatives(16) == 15 * 4 * 4
@@ -115,15 +115,9 @@ def test_sequences_and_resnet(prepared):
     assert method.positions == 20  # the 20-step map before the last stride-2 block
     assert method.effective_negatives(64) == 63 * 20
     encoder = build_encoder("resnet18", (3, 32, 32))
-    ctx = Context(
-        encoder=encoder,
-        input_shape=(3, 32, 32),
-        num_train=10,
-        num_classes=2,
-        augment=lambda x: x,
-        objective="jsd",
+    method = assemble_method(
+        "dim", encoder, lambda x: x, {"input_shape": (3, 32, 32)}, objective="jsd"
     )
-    method = DIM(ctx)
     fmap, g = method.global_and_local(torch.rand(2, 3, 32, 32))
     assert fmap.shape == (2, 256, 8, 8) and g.shape == (2, 512)  # layer3, the output
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from benchmark.methods.base import Context
+from benchmark.methods.base import assemble_method
 from benchmark.methods.jigsaw import Jigsaw
 
 
@@ -19,15 +19,8 @@ class _Encoder(torch.nn.Module):
 
 
 def _jigsaw(shape, **options):
-    ctx = Context(
-        encoder=_Encoder(),
-        input_shape=shape,
-        num_train=10,
-        num_classes=2,
-        augment=lambda x: x,
-        options=options,
-    )
-    return Jigsaw(ctx)
+    facts = {"input_shape": shape}
+    return assemble_method("jigsaw", _Encoder(), lambda x: x, facts, options=options)
 
 
 def _numbered(shape, b=32):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from benchmark.methods import METHODS, NO_OBJECTIVE, check_compatible
-from benchmark.train import CellConfig, run_cell
+from benchmark.methods import METHODS, NO_OBJECTIVE, Method, check_compatible
+from benchmark.train import CellConfig, build_method, run_cell
 
 # the smallest sensible setting of each method: dataset, encoder, options
 SETTING = {
@@ -148,3 +148,46 @@ def test_moco_queue_smaller_than_the_batch(prepared):
     )
     row = run_cell(cfg, data=data, progress=False)
     assert row["diverged"] is False and row["negatives"] == 64
+
+
+def test_options_are_the_keyword_arguments_with_their_defaults():
+    """A method's options and defaults are read from its signature, written once."""
+    moco = METHODS.get("moco")
+    assert moco.option_defaults["queue_size"] == 1024 and moco.data_needs == ()
+    assert METHODS.get("npid").data_needs == ("num_train",)
+    assert "input_shape" not in METHODS.get("cpc").option_defaults
+    with pytest.raises(TypeError, match="option 'width' needs a default"):
+
+        class _Bare(Method):  # an option without a default would be a required argument
+            def __init__(self, encoder, augment, objective=None, *, width: int) -> None:
+                super().__init__(encoder, augment, objective)
+
+
+@pytest.mark.parametrize("method", ["clip", "dgi", "cpc", "simclr"])
+def test_the_objective_is_built_once_and_holds_the_methods_critic(prepared, monkeypatch, method):
+    """The training setup builds the objective once, with what the method adds to it
+    (CLIP's learned temperature, DGI's bilinear critic, CPC's dot product), and the
+    critic's parameters are the method's."""
+    from benchmark.methods import base
+
+    calls = []
+    real = base.build_objective
+    monkeypatch.setattr(base, "build_objective", lambda *a, **k: calls.append(a) or real(*a, **k))
+    dataset, encoder, options = SETTING[method]
+    cfg = CellConfig(
+        method=method,
+        dataset=dataset,
+        encoder=encoder,
+        objective=METHODS.get(method).default_objective,
+        method_options=options,
+    )
+    built = build_method(cfg, _data(prepared, dataset), torch.device("cpu"))
+    assert len(calls) == 1
+    critic = built.objective.critic
+    if method == "simclr":
+        assert critic is None and built.objective.metric == "cosine"
+    elif method == "cpc":
+        assert built.objective.metric == "dot" and built.objective.hparams["temperature"] == 1.0
+    else:
+        names = {id(p) for p in built.parameters()}
+        assert critic is not None and all(id(p) in names for p in critic.parameters())

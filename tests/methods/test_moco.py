@@ -104,7 +104,7 @@ def test_training_step_excludes_the_keys_of_an_earlier_step(prepared):
 
 def test_default_negatives_are_the_queue_only(prepared):
     method, _ = _moco(prepared, queue_size=6, proj_dim=4)
-    assert method.options["batch_negatives"] is False
+    assert method.batch_negatives is False
     _fill_queue(method, [-1] * 6)
     q, k = torch.randn(4, 4), F.normalize(torch.randn(4, 4), dim=1)
     got = method.contrast(q, k, torch.arange(4))

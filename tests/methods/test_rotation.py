@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.methods.base import Batch, Context
+from benchmark.methods.base import Batch, assemble_method
 from benchmark.methods.rotation import Rotation
 
 
@@ -22,15 +22,8 @@ class _Encoder(torch.nn.Module):
 
 
 def _rotation(shape=(2, 5, 5), **options):
-    ctx = Context(
-        encoder=_Encoder(),
-        input_shape=shape,
-        num_train=10,
-        num_classes=2,
-        augment=lambda x: x,
-        options=options,
-    )
-    return Rotation(ctx)
+    facts = {"input_shape": shape}
+    return assemble_method("rotation", _Encoder(), lambda x: x, facts, options=options)
 
 
 def _turn(img, quarter_turns):
