@@ -67,7 +67,7 @@ from benchmark.stages.common import (
 )
 from benchmark.tracking import redact
 from benchmark.tune.runner import _run_batch, _run_here, _trial_worker, run_trial
-from benchmark.tune.shared import _work, _work_process, run_shared
+from benchmark.tune.shared import _work, _work_forked, run_shared
 from benchmark.tune.storage import (
     _RDB_DIALECTS,
     _ClaimLock,
@@ -113,7 +113,7 @@ __all__ = [
     "_tunable",
     "_untunable_answer",
     "_work",
-    "_work_process",
+    "_work_forked",
     "_write_json",
     "_write_trials",
     "add_arguments",
