@@ -1,8 +1,8 @@
 """`python -m benchmark pipeline`: write dvc.yaml from the suites and the registries.
 
 dvc.yaml is derived, never edited by hand: a ``train@<pair>`` stage for every (method,
-objective) pair any suite uses, a ``tune@<pair>`` stage for each pair whose objective has
-a temperature or margin, and the fixed stages around them. Each tune/train stage depends
+objective) pair any suite uses, a ``tune@<pair>`` stage for each pair some suite searches a
+hyperparameter of (the objective's tunable ones, or one its search space adds), and the fixed stages around them. Each tune/train stage depends
 on exactly the files ``benchmark.sources.cell_deps`` names for its pair (the same list
 that makes each row's ``code_digest``), so an edit to ``objectives/triplet.py`` makes
 ``dvc status`` list only the stages holding triplet cells and what consumes them.
@@ -38,11 +38,11 @@ def _pair_item(method: str, objective: str) -> dict[str, str]:
 
 def stages() -> dict:
     """The dvc.yaml document (a plain dict)."""
-    from benchmark.compat import TUNABLE
-    from benchmark.config import all_pairs
+    from benchmark.config import all_pairs, searched_pairs
 
     pairs = all_pairs()
-    tuned = {k: v for k, v in pairs.items() if TUNABLE.get(v[1])}
+    searched = searched_pairs()
+    tuned = {k: v for k, v in pairs.items() if k in searched}
     pair_deps = [
         "data/prepared",
         "suites/${suite}.yaml",

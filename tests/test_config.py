@@ -178,6 +178,19 @@ def _with(block=None, **top):
             "search_space.temperature.low: Input should be greater than 0",
         ),
         (
+            _with(search_space={"warmth": {"low": 0.1, "high": 1.0}}),
+            None,
+            "search_space: 'warmth' is no objective's hyperparameter; allowed: l2_reg, margin",
+        ),
+        (
+            _with(
+                {"objectives": ["triplet"], "objective_options": {"semihard": 0.5}},
+                search_space={"semihard": {"low": 0.01, "high": 1.0}},
+            ),
+            None,
+            "objective_options.semihard: the search space searches semihard for tuned blocks",
+        ),
+        (
             _with({"batch_sizes": [5000]}),
             None,
             "blocks.0.batch_sizes: 5000 is larger than the training split of 'digits' (1257",
@@ -202,6 +215,8 @@ def _with(block=None, **top):
         "type",
         "epochs-type",
         "temperature",
+        "search-unknown",
+        "search-and-fixed",
         "batch-too-large",
         "missing-data",
         "data-kind",
@@ -613,3 +628,16 @@ def test_run_flags_are_refused_in_one_line(tmp_path, monkeypatch, capsys, flags,
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     assert expected in lines[0]
     assert not any(tmp_path.iterdir())  # no data cache, nothing
+
+
+def test_the_search_space_adds_declared_hyperparameters_to_the_tunable_ones():
+    from benchmark.config import SearchSpace
+
+    default = SearchSpace()
+    assert default.searched("triplet") == ("margin",) and default.searched("npair") == ()
+    wide = SearchSpace.model_validate(
+        {"semihard": {"low": 0.01, "high": 1.0}, "l2_reg": {"low": 1e-4, "high": 0.1, "log": True}}
+    )
+    assert wide.searched("triplet") == ("margin", "semihard")
+    assert wide.searched("npair") == ("l2_reg",) and wide.searched("ntxent") == ("temperature",)
+    assert wide.range("l2_reg").log and wide.range("temperature") == default.temperature

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"num_train": 200, "num_val": 100, "num_test": 100}
 
 
-def _tune(tmp_path: Path, blocks: list[dict], pair: str = "simclr-ntxent"):
+def _tune(tmp_path: Path, blocks: list[dict], pair: str = "simclr-ntxent", **suite_keys):
     suite = {"name": "mini", "epochs": 1, "tuning": {"trials": 2, "epochs": 1}, "blocks": blocks}
+    suite.update(suite_keys)
     (tmp_path / "suites").mkdir()
     (tmp_path / "suites" / "mini.yaml").write_text(yaml.safe_dump(suite))
     (tmp_path / "params.yaml").write_text(
@@ -45,6 +46,27 @@ def test_a_pair_whose_blocks_are_all_untuned_runs_no_study(tmp_path):
     answer = json.loads((tmp_path / "reports/tuned/simclr-ntxent.json").read_text())
     assert answer["params"] == {} and "no tuned cell" in answer["note"]
     assert not (tmp_path / "optuna.db").exists()  # no study was opened
+
+
+def test_a_hyperparameter_given_a_range_is_searched_and_reaches_the_loss(tmp_path):
+    """triplet's semihard is not tunable by default; a range in the search space makes
+    Optuna search it beside the margin, and the cell is built with the tuned value."""
+    from benchmark.config import load_suite, suite_cells
+    from benchmark.stages.train import cell_config, tuned_for
+
+    block = {"method": "simclr", "objectives": ["triplet"], "dataset": "mnist1d",
+             "dataset_options": SMALL, "batch_sizes": [64]}  # fmt: skip
+    space = {"semihard": {"low": 0.01, "high": 1.0}}
+    done = _tune(tmp_path, [block], pair="simclr-triplet", search_space=space)
+    answer = json.loads((tmp_path / "reports/tuned/simclr-triplet.json").read_text())
+    assert set(answer["params"]) == {"margin", "semihard"}, done.stdout
+    assert 0.01 <= answer["params"]["semihard"] <= 1.0
+    trials = (tmp_path / "reports/trials/simclr-triplet.csv").read_text().splitlines()
+    assert "semihard" in trials[0].split(",")
+    suite = load_suite(tmp_path / "suites/mini.yaml", check_data=False)
+    (cell,) = [c for c in suite_cells(suite) if c["tuned"]]
+    kwargs = cell_config(cell, tuned_for(cell, answer)).objective_kwargs()
+    assert kwargs == answer["params"]
 
 
 def test_a_pair_on_two_testbeds_gets_a_study_on_each(tmp_path):

@@ -54,6 +54,7 @@ from benchmark.config.loading import (
     all_pairs,
     load_params,
     load_suite,
+    searched_pairs,
 )
 from benchmark.config.models import (
     MAX_COUNT,
@@ -137,6 +138,7 @@ __all__ = [
     "_shown",
     "_yaml_number",
     "all_pairs",
+    "searched_pairs",
     "block_objectives",
     "cell_config",
     "check_dataset_options",

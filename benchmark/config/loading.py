@@ -151,3 +151,16 @@ def all_pairs(suites_dir: Path = SUITES_DIR) -> dict[str, tuple[str, str]]:
             for objective in block_objectives(block):
                 seen.setdefault(pair_name(block.method, objective), (block.method, objective))
     return seen
+
+
+def searched_pairs(suites_dir: Path = SUITES_DIR) -> set[str]:
+    """The pairs some suite in ``suites_dir`` has something to search for (its search
+    space, :meth:`SearchSpace.searched`): the tune@ stages of dvc.yaml."""
+    out: set[str] = set()
+    for path in sorted(suites_dir.glob("*.yaml")):
+        suite = load_suite(path, check_names=False)
+        for block in suite.blocks:
+            for objective in block_objectives(block):
+                if suite.search_space.searched(objective):
+                    out.add(pair_name(block.method, objective))
+    return out

@@ -98,8 +98,40 @@ class Range(Strict):
 
 
 class SearchSpace(Strict):
+    """The ranges Optuna searches. An objective's ``tunable`` hyperparameters (the
+    registry's: temperature or margin) are searched wherever it is tuned; any other
+    hyperparameter it declares (triplet's ``semihard``, npair's ``l2_reg``) is searched
+    too once it is given a range here, for example ``semihard: {low: 0.01, high: 1}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
+    __pydantic_extra__: dict[str, Range] = Field(init=False)
+
     temperature: Range = Range(low=0.03, high=1.0, log=True)
     margin: Range = Range(low=0.05, high=1.5)
+
+    @model_validator(mode="after")
+    def _declared(self) -> SearchSpace:
+        from benchmark.compat import HYPERPARAMETERS
+
+        declared = sorted({h for hp in HYPERPARAMETERS.values() for h in hp})
+        for name in self.model_extra or {}:
+            if name not in declared:
+                raise ValueError(
+                    f"{name!r} is no objective's hyperparameter; allowed: {', '.join(declared)}"
+                )
+        return self
+
+    def range(self, name: str) -> Range:
+        return getattr(self, name) if name in type(self).model_fields else self.model_extra[name]
+
+    def searched(self, objective: str) -> tuple[str, ...]:
+        """What a study of ``objective`` searches: its tunable hyperparameters, then the
+        other ones it declares that have a range here, in declaration order."""
+        from benchmark.compat import HYPERPARAMETERS, TUNABLE
+
+        extra = self.model_extra or {}
+        own = TUNABLE.get(objective, ())
+        return own + tuple(h for h in HYPERPARAMETERS.get(objective, {}) if h in extra)
 
 
 class Tuning(Strict):

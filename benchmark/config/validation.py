@@ -84,6 +84,11 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
                     f"{', '.join(o for o, hp in TUNABLE.items() if 'temperature' in hp)})"
                 )
         for key in block.objective_options:
+            if block.tuned and key in (suite.search_space.model_extra or {}):
+                raise ConfigError(
+                    f"{where}.objective_options.{key}: the search space searches {key} for "
+                    f"tuned blocks; allowed: drop one, or set tuned: false"
+                )
             cold = [o for o in objectives if key not in HYPERPARAMETERS.get(o, {})]
             if key in HYPERPARAMETER_FIELDS or cold:
                 why = (
@@ -101,7 +106,7 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
                 f"{where}.lr_batch: lr_scaling is none, so lr holds at every batch size "
                 f"(got lr_batch {block.lr_batch}); allowed: set lr_scaling sqrt or linear"
             )
-        tunable = [o for o in objectives if TUNABLE.get(o)]
+        tunable = [o for o in objectives if suite.search_space.searched(o)]
         if "tuning_epochs" in given and (not tunable or not block.tuned):
             if objectives == [NO_OBJECTIVE]:
                 why = f"method {block.method!r} uses no objective, so there is nothing to tune"

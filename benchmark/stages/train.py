@@ -92,29 +92,32 @@ def run_many(jobs: list, workers: int, progress: bool):
         for cell, cfg in jobs:
             yield _guard(lambda cell=cell, cfg=cfg: _train_one(cell, cfg, progress), cfg)
         return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     import torch
 
-    ctx = mp.get_context("fork")
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=torch.set_num_threads,
-        initargs=(torch.get_num_threads(),),
-    ) as pool:
-        pending = {pool.submit(_train_one, cell, cfg, False): cfg for cell, cfg in jobs}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    cfg = pending.pop(fut)
-                    yield _guard(fut.result, cfg)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    from benchmark.workers import DIED, forked
+
+    threads = torch.get_num_threads()
+    argsets = [(cell, cfg, threads) for cell, cfg in jobs]
+    for i, result in forked(_train_forked, argsets, at_once=workers):
+        cfg = jobs[i][1]
+        if result is DIED:
+            raise UserError(f"cell {cfg.config_hash()}: its worker process died")
+        kind, value = result
+        if kind == "error":
+            raise UserError(f"cell {cfg.config_hash()}: {value}")
+        yield value
+
+
+def _train_forked(ask, cell: dict, cfg, threads: int) -> tuple:
+    """A cell in a forked worker: ("done", what ``_train_one`` gives) or ("error", the
+    message of a bad-input error, which the parent turns into a UserError)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return "done", _train_one(cell, cfg, False)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        return "error", str(err)
 
 
 def _guard(fn, cfg):

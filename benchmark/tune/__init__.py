@@ -67,7 +67,7 @@ from benchmark.stages.common import (
 )
 from benchmark.tracking import redact
 from benchmark.tune.runner import _run_batch, _run_here, _trial_worker, run_trial
-from benchmark.tune.shared import _work, _work_process, run_shared
+from benchmark.tune.shared import _work, _work_forked, run_shared
 from benchmark.tune.storage import (
     _RDB_DIALECTS,
     _ClaimLock,
@@ -113,7 +113,7 @@ __all__ = [
     "_tunable",
     "_untunable_answer",
     "_work",
-    "_work_process",
+    "_work_forked",
     "_write_json",
     "_write_trials",
     "add_arguments",
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         params = params.model_copy(
             update={"tune": params.tune.model_copy(update={"workers": args.workers})}
         )
-    tunable = _tunable(cells)
+    tunable = _tunable(cells, suite.search_space)
     budget = trial_budget(params, suite)
     in_suite = bool(cells)
     cells = [c for c in cells if c["tuned"]]  # the study serves the tuned cells only
@@ -222,14 +222,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
     """(suite, reason) when the pair's objective has nothing to tune, else None."""
-    from benchmark.compat import TUNABLE
     from benchmark.config import all_pairs, load_params, load_suite, suite_pairs
 
     params = load_params(params_path)
     item = all_pairs().get(pair)
-    if item is None or TUNABLE.get(item[1], ()):
+    if item is None:
         return None  # unknown pairs get load_for_pair's error
     suite = load_suite(params.suite, check_names=False)
+    if suite.search_space.searched(item[1]):
+        return None
     in_suite = pair in suite_pairs(suite)
     return suite.name, "no tunable hyperparameter" if in_suite else "not in suite"
 
@@ -360,4 +361,8 @@ def _write_trials(rows: list[dict], path: Path) -> None:
 
     from benchmark.atomic import write_csv as write_csv_atomic
 
-    write_csv_atomic(pd.DataFrame(rows, columns=TRIAL_COLUMNS), path)
+    # a hyperparameter a search space adds (semihard, l2_reg) gets a column after margin
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in TRIAL_COLUMNS))
+    at = TRIAL_COLUMNS.index("margin") + 1
+    columns = [*TRIAL_COLUMNS[:at], *extra, *TRIAL_COLUMNS[at:]]
+    write_csv_atomic(pd.DataFrame(rows, columns=columns), path)

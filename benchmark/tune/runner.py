@@ -49,7 +49,8 @@ def _run_here(trial, cfg) -> tuple:
 
 
 def _run_batch(batch: list, threads: int, before: int | None = None) -> list[tuple]:
-    """Run each (trial, cfg) in a forked process; answer their per-epoch prune questions.
+    """Run each (trial, cfg) in a forked process (:func:`benchmark.workers.forked`), all
+    at once; answer their per-epoch prune questions.
 
     The pruner sees only the trials numbered below ``before`` (the batch's first): those
     told before the batch was asked. A batch run again after a kill that came while its
@@ -58,41 +59,21 @@ def _run_batch(batch: list, threads: int, before: int | None = None) -> list[tup
     Returns, in batch order, (state, row, history, error, start_ms) with state COMPLETE,
     PRUNED or FAIL (an exception, a diverged cell or a non-finite accuracy).
     """
-    import multiprocessing as mp
     import time
-    from multiprocessing.connection import wait
 
-    ctx = mp.get_context("fork")
-    live, procs, outcome = {}, [], [None] * len(batch)
-    for i, (trial, cfg) in enumerate(batch):
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_trial_worker, args=(child, cfg, threads), daemon=True)
-        proc.start()
-        child.close()
-        live[parent] = (i, trial, time.time())
-        procs.append(proc)
-    try:
-        while live:
-            for conn in wait(list(live)):
-                i, trial, started = live[conn]
-                try:
-                    msg = conn.recv()
-                except EOFError:  # the worker died without a word (e.g. killed)
-                    msg = ("FAIL", None, [], "worker process died")
-                if msg[0] == "epoch":
-                    _, epoch, acc = msg
-                    trial.report(acc, epoch)
-                    conn.send(_should_prune(trial, before))
-                    continue
-                state, row, history, error = msg
-                outcome[i] = (state, row, history, error, int(started * 1000))
-                del live[conn]
-                conn.close()
-    finally:
-        for proc in procs:
-            if proc.is_alive() and live:
-                proc.kill()
-            proc.join()
+    from benchmark.workers import DIED, forked
+
+    def answer(i: int, epoch_acc: tuple[int, float]) -> bool:
+        trial = batch[i][0]
+        trial.report(epoch_acc[1], epoch_acc[0])
+        return _should_prune(trial, before)
+
+    outcome: list = [None] * len(batch)
+    start_ms = int(time.time() * 1000)
+    argsets = [(cfg, threads) for _, cfg in batch]
+    for i, result in forked(_trial_worker, argsets, at_once=len(batch), answer=answer):
+        died = ("FAIL", None, [], "worker process died")
+        outcome[i] = (*(died if result is DIED else result), start_ms)
     return outcome
 
 
@@ -121,18 +102,12 @@ def _should_prune(trial, before: int | None) -> bool:
     return trial.study.pruner.prune(_Before(trial.study, before), frozen)
 
 
-def _trial_worker(conn, cfg, threads: int) -> None:
+def _trial_worker(ask, cfg, threads: int) -> tuple:
     """A forked trial: each evaluated epoch's accuracy goes to the parent, which answers
-    with the pruner's verdict; the outcome of ``run_trial`` goes last."""
+    with the pruner's verdict; returns the outcome of ``run_trial``."""
     import torch
 
     import benchmark.train  # noqa: F401 - imported before the threads are set, as always
 
     torch.set_num_threads(threads)
-
-    def should_prune(epoch: int, acc: float) -> bool:
-        conn.send(("epoch", epoch, acc))
-        return conn.recv()
-
-    conn.send(run_trial(cfg, should_prune))
-    conn.close()
+    return run_trial(cfg, lambda epoch, acc: ask((epoch, acc)))

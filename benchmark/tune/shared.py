@@ -20,15 +20,13 @@ from benchmark.tune.studies import (
     counts,
     log_trial,
 )
+from benchmark.workers import forked
 
 
 def run_shared(pair: str, template: dict, tunable, suite, params, name: str, budget: int):
     """``params.tune.workers`` worker processes on the study until ``budget`` trials count
     (they may share it with workers of other invocations, on other machines). Returns the
     study, re-opened after the workers are done."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
     from tqdm.auto import tqdm
 
     from benchmark import tracking
@@ -51,34 +49,16 @@ def run_shared(pair: str, template: dict, tunable, suite, params, name: str, bud
         if n == 1:  # in this process: kill -9 of this command is the death of a worker
             _work(*spec, report=lambda o: log_trial(suite.name, stage, pair, o, bar))
         else:
-            ctx = mp.get_context("fork")
-            live, procs = {}, []
-            for _ in range(n):
-                parent, child = ctx.Pipe()  # duplex: a worker waits for its trial's journal
-                proc = ctx.Process(target=_work_process, args=(child, spec), daemon=True)
-                proc.start()
-                child.close()
-                live[parent] = proc
-                procs.append(proc)
-            try:
-                while live:
-                    for conn in wait(list(live)):
-                        try:
-                            msg = conn.recv()
-                        except EOFError:  # finished, or died (its trial is retried)
-                            del live[conn]
-                            conn.close()
-                            continue
-                        if msg[0] == "trial":
-                            log_trial(suite.name, stage, pair, msg[1], bar)
-                            conn.send("journaled")  # now the worker tells it
-                        elif msg[0] == "error":
-                            raise UserError(f"{stage}: a worker failed: {msg[1]}")
-            finally:
-                for proc in procs:
-                    if proc.is_alive() and live:
-                        proc.kill()
-                    proc.join()
+
+            def journal(_: int, outcome: dict) -> str:  # before the worker tells it
+                log_trial(suite.name, stage, pair, outcome, bar)
+                return "journaled"
+
+            try:  # a worker that dies leaves its trial to be retried by the others
+                for _ in forked(_work_forked, [(spec,)] * n, at_once=n, answer=journal):
+                    pass
+            except Exception as err:  # noqa: BLE001 - a worker's own error, raised again here
+                raise UserError(f"{stage}: a worker failed: {type(err).__name__}: {err}") from None
         bar.close()
     study = _open(name, _storage(params.tune.storage), params, template, budget)
     got = sum(counts(tr) for tr in study.trials)
@@ -87,18 +67,10 @@ def run_shared(pair: str, template: dict, tunable, suite, params, name: str, bud
     return study
 
 
-def _work_process(conn, spec) -> None:
-    def report(outcome: dict) -> None:  # journaled by the parent before the trial is told
-        conn.send(("trial", outcome))
-        conn.recv()
-
-    try:
-        _work(*spec, report=report)
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, then re-raised
-        conn.send(("error", f"{type(err).__name__}: {err}"))
-        raise
-    finally:
-        conn.close()
+def _work_forked(ask, spec) -> None:
+    """A worker in a forked process: each finished trial is journaled by the parent (the
+    answer to ``ask``) before this worker tells it."""
+    _work(*spec, report=ask)
 
 
 def _work(pair, template, tunable, suite, params, name, budget, *, report) -> None:

@@ -18,10 +18,8 @@ def trial_budget(params, suite) -> int:
     return params.tune.trials if cap is None else min(cap, params.tune.trials)
 
 
-def _tunable(cells: list[dict]) -> tuple[str, ...]:
-    from benchmark.compat import TUNABLE
-
-    return TUNABLE.get(cells[0]["objective"], ()) if cells else ()
+def _tunable(cells: list[dict], space) -> tuple[str, ...]:
+    return space.searched(cells[0]["objective"]) if cells else ()
 
 
 def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params) -> str:
@@ -102,6 +100,8 @@ def _summary(study, pair: str, template: dict, suite, name: str, storage: str, k
                 "trial": tr.number,
                 "temperature": tr.params.get("temperature"),
                 "margin": tr.params.get("margin"),
+                # what a search space adds (semihard, l2_reg) after the two every study has
+                **{k: v for k, v in tr.params.items() if k not in ("temperature", "margin")},
                 "val_acc": tr.value
                 if tr.value is not None
                 else (max(tr.intermediate_values.values()) if tr.intermediate_values else None),
@@ -129,7 +129,7 @@ def _suggest(trial, tunable: tuple[str, ...], space) -> dict:
     """The trial's point: each tunable hyperparameter from its range in the search space."""
     hp = {}
     for name in tunable:
-        r = getattr(space, name)
+        r = space.range(name)
         hp[name] = trial.suggest_float(name, r.low, r.high, log=r.log)
     return hp
 
