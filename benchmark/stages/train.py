@@ -116,14 +116,18 @@ def _train_forked(ask, cell: dict, cfg, threads: int) -> tuple:
     torch.set_num_threads(threads)
     try:
         return "done", _train_one(cell, cfg, False)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except BAD_INPUT as err:
         return "error", str(err)
+
+
+# what a cell raises for bad input (a UserError naming the cell), wherever it runs
+BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
 
 
 def _guard(fn, cfg):
     try:
         return fn()
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except BAD_INPUT as err:
         raise UserError(f"cell {cfg.config_hash()}: {err}") from None
 
 

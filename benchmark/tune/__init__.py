@@ -222,13 +222,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
     """(suite, reason) when the pair's objective has nothing to tune, else None."""
+    from benchmark.compat import TUNABLE
     from benchmark.config import all_pairs, load_params, load_suite, suite_pairs
 
     params = load_params(params_path)
     item = all_pairs().get(pair)
-    if item is None:
-        return None  # unknown pairs get load_for_pair's error
-    suite = load_suite(params.suite, check_names=False)
+    if item is None or TUNABLE.get(item[1]):
+        return None  # unknown pairs get load_for_pair's error; tunable ones are searched
+    suite = load_suite(params.suite, check_names=False)  # it may search other ones
     if suite.search_space.searched(item[1]):
         return None
     in_suite = pair in suite_pairs(suite)
