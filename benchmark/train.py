@@ -21,7 +21,7 @@ from benchmark import distributed
 from benchmark.config.cell import PRECISIONS, CellConfig
 from benchmark.datasets import PreparedData, make_augment, prepare_dataset
 from benchmark.encoders import build_encoder
-from benchmark.methods import METHODS, Batch, Method, assemble_method, check_compatible
+from benchmark.methods import Batch, Method, assemble_method, check_compatible
 from benchmark.probe import knn_accuracy, linear_probe
 from benchmark.sources import code_digest
 
@@ -51,12 +51,11 @@ def build_method(cfg: CellConfig, data: PreparedData, device: torch.device) -> M
     """The encoder (with what the method's options add to it), the augmentation, then the
     method with its objective (:func:`benchmark.methods.assemble_method`)."""
     check_compatible(cfg.method, cfg.objective, data.kind)
-    cls = METHODS.get(cfg.method)
-    cls.check_options(cfg.method_options)  # before the encoder reads them
-    options = {**cls.option_defaults, **cfg.method_options}
     sample_shape = tuple(data.x.shape[1:])
-    encoder = build_encoder(cfg.encoder, sample_shape, **cls.encoder_settings(options))
     augment_fn = make_augment(data, strength=cfg.augment_strength)
+
+    def make_encoder(**settings):  # what the method's options add (DGI's paper preset)
+        return build_encoder(cfg.encoder, sample_shape, **settings)
 
     def make_tower(shape: tuple[int, ...]):
         return build_encoder(TOWER_FOR_SHAPE[len(shape)], shape)
@@ -71,7 +70,7 @@ def build_method(cfg: CellConfig, data: PreparedData, device: torch.device) -> M
     }
     method = assemble_method(
         cfg.method,
-        encoder,
+        make_encoder,
         lambda x: augment_fn(x, None),
         facts,
         objective=cfg.objective,

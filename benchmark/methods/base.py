@@ -186,7 +186,7 @@ def register_method(name: str):
 
 def assemble_method(
     name: str,
-    encoder: nn.Module,
+    encoder: nn.Module | Callable[..., nn.Module],
     augment: Augment,
     facts: dict[str, Any],
     *,
@@ -195,13 +195,16 @@ def assemble_method(
     num_negatives: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> Method:
-    """Method ``name`` on ``encoder``: its options checked, the objective built once (the
-    cell's ``hyperparameters`` and what :meth:`Method.objective_settings` adds), the data
-    ``facts`` it names passed by name. :func:`benchmark.train.build_method` calls it with
-    the encoder built with :meth:`Method.encoder_settings`."""
+    """Method ``name`` on ``encoder``: its options checked (once, here), the encoder built
+    when ``encoder`` is a function (called with :meth:`Method.encoder_settings`, as
+    :func:`benchmark.train.build_method` passes it), the objective built once (the cell's
+    ``hyperparameters`` and what :meth:`Method.objective_settings` adds), the data
+    ``facts`` it names passed by name."""
     cls = METHODS.get(name)
     cls.check_options(options or {})
     options = {**cls.option_defaults, **(options or {})}
+    if not isinstance(encoder, nn.Module):
+        encoder = encoder(**cls.encoder_settings(options))
     built = None
     if objective != NO_OBJECTIVE:
         given = dict(hyperparameters or {})
