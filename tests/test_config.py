@@ -63,24 +63,24 @@ def test_smoke_covers_every_method_and_objective():
     from benchmark.objectives import OBJECTIVES
 
     cells = suite_cells(load_suite(ROOT / "suites" / "smoke.yaml", check_data=False))
-    assert {c["method"] for c in cells} == set(METHODS.names())
-    assert {c["objective"] for c in cells} - {NO_OBJECTIVE} == set(OBJECTIVES.names())
+    assert {c.method for c in cells} == set(METHODS.names())
+    assert {c.objective for c in cells} - {NO_OBJECTIVE} == set(OBJECTIVES.names())
 
 
 def test_core_has_five_headline_seeds_and_every_sweep():
     suite = load_suite(ROOT / "suites" / "core.yaml", check_data=False)
     cells = suite_cells(suite)
     assert suite.seeds == [0, 1, 2, 3, 4]
-    assert all(c["dataset"] != "digits" for c in cells)  # digits has no headroom
-    batch = [c for c in cells if c["sweep"] == "batch"]
-    assert {c["batch_size"] for c in batch} == {64, 128, 256, 512}
+    assert all(c.dataset != "digits" for c in cells)  # digits has no headroom
+    batch = [c for c in cells if c.sweep == "batch"]
+    assert {c.batch_size for c in batch} == {64, 128, 256, 512}
     # lr follows sqrt(B / 128): the rule the batch sweep states
     for c in batch:
-        assert c["lr"] == pytest.approx(suite.lr * (c["batch_size"] / 128) ** 0.5)
-    assert {c["sweep"] for c in cells} == {"batch", "negatives", "queue", "temperature", "method"}
-    temps = {c["temperature"] for c in cells if c["sweep"] == "temperature"}
-    assert len(temps) >= 4 and all(not c["tuned"] for c in cells if c["sweep"] == "temperature")
-    assert any(not c["tuned"] for c in cells if c["sweep"] == "method")
+        assert c.lr == pytest.approx(suite.lr * (c.batch_size / 128) ** 0.5)
+    assert {c.sweep for c in cells} == {"batch", "negatives", "queue", "temperature", "method"}
+    temps = {c.temperature for c in cells if c.sweep == "temperature"}
+    assert len(temps) >= 4 and all(not c.tuned for c in cells if c.sweep == "temperature")
+    assert any(not c.tuned for c in cells if c.sweep == "method")
 
 
 def test_temperatures_need_an_objective_with_a_temperature(tmp_path):
@@ -104,16 +104,14 @@ def _suite_file(tmp_path, block: dict) -> Path:
 
 
 def test_objective_options_reach_the_objective_and_only_where_declared(tmp_path):
-    from benchmark.config import cell_config
-
     block = {"method": "simclr", "objectives": ["triplet"], "objective_options": {"semihard": 1}}
     cells = suite_cells(load_suite(_suite_file(tmp_path, block), check_data=False))
-    cfg = cell_config(cells[0], {"margin": 0.3})
+    cfg = cells[0].config({"margin": 0.3})
     assert cfg.objective_kwargs() == {"margin": 0.3, "semihard": 1.0}
     plain = {**block, "objective_options": {}}
     plain = suite_cells(load_suite(_suite_file(tmp_path, plain), check_data=False))
-    assert "objective_options" not in plain[0]  # cells without them keep their keys and hash
-    assert cell_config(plain[0], {"margin": 0.3}).config_hash() != cfg.config_hash()
+    assert "objective_options" not in plain[0].record()  # cells without them keep their names
+    assert plain[0].config({"margin": 0.3}).config_hash() != cfg.config_hash()
     for options, message in (
         ({"semihard": 1}, "objective 'ntxent' has no semihard"),
         ({"temperature": 0.1}, "temperature is tuned"),
@@ -126,7 +124,7 @@ def test_objective_options_reach_the_objective_and_only_where_declared(tmp_path)
 
 def test_gpu_suite_validates_without_data():
     suite = load_suite(ROOT / "suites" / "gpu.yaml")
-    assert suite.validate_only and {c["encoder"] for c in suite_cells(suite)} >= {"resnet18"}
+    assert suite.validate_only and {c.encoder for c in suite_cells(suite)} >= {"resnet18"}
 
 
 def _benchmark(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -307,10 +307,10 @@ def test_the_miniature_keeps_every_block_of_the_gpu_suite(mini_run):
     assert len(mini.blocks) == len(real.blocks)
     grid = ("pair", "dataset", "encoder", "sweep", "tuned")
     kept = suite_cells(real)
-    assert {tuple(c[k] for k in grid) for c in suite_cells(mini)} == {
-        tuple(c[k] for k in grid) for c in kept
+    assert {tuple(getattr(c, k) for k in grid) for c in suite_cells(mini)} == {
+        tuple(getattr(c, k) for k in grid) for c in kept
     }
-    assert set(stages["train"]["foreach"]) == {c["pair"] for c in kept}
+    assert set(stages["train"]["foreach"]) == {c.pair for c in kept}
 
 
 @pytest.mark.slow
@@ -331,7 +331,7 @@ def test_the_miniature_gpu_pipeline_runs_end_to_end(mini_run):
     assert tuned
     for pair in tuned:  # one study per testbed of the pair's tuned cells, one trial each
         best = yaml.safe_load((path / "reports" / "tuned" / f"{pair}.json").read_text())
-        testbeds = {c["dataset"] for c in cells if c["pair"] == pair and c["tuned"]}
+        testbeds = {c.dataset for c in cells if c.pair == pair and c.tuned}
         assert best["n_trials"] == len(testbeds), (pair, best)
     # train + results: a row per cell and seed, on resnet18 (CIFAR stem) for the images
     results = pd.read_csv(path / "reports" / "results.csv")

@@ -69,7 +69,7 @@ def smoke(repo):
 def _cells(repo: Path) -> list[dict]:
     code = (
         "import json; from benchmark.config import load_suite, suite_cells; "
-        "print(json.dumps(suite_cells(load_suite('smoke', check_data=False))))"
+        "print(json.dumps([c.record() for c in suite_cells(load_suite('smoke', check_data=False))]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

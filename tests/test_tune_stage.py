@@ -52,7 +52,7 @@ def test_a_hyperparameter_given_a_range_is_searched_and_reaches_the_loss(tmp_pat
     """triplet's semihard is not tunable by default; a range in the search space makes
     Optuna search it beside the margin, and the cell is built with the tuned value."""
     from benchmark.config import load_suite, suite_cells
-    from benchmark.stages.train import cell_config, tuned_for
+    from benchmark.stages.train import tuned_for
 
     block = {"method": "simclr", "objectives": ["triplet"], "dataset": "mnist1d",
              "dataset_options": SMALL, "batch_sizes": [64]}  # fmt: skip
@@ -64,8 +64,8 @@ def test_a_hyperparameter_given_a_range_is_searched_and_reaches_the_loss(tmp_pat
     trials = (tmp_path / "reports/trials/simclr-triplet.csv").read_text().splitlines()
     assert "semihard" in trials[0].split(",")
     suite = load_suite(tmp_path / "suites/mini.yaml", check_data=False)
-    (cell,) = [c for c in suite_cells(suite) if c["tuned"]]
-    kwargs = cell_config(cell, tuned_for(cell, answer)).objective_kwargs()
+    (cell,) = [c for c in suite_cells(suite) if c.tuned]
+    kwargs = cell.trained_config(tuned_for(cell, answer)).objective_kwargs()
     assert kwargs == answer["params"]
 
 
@@ -94,16 +94,20 @@ def test_a_pair_on_two_testbeds_gets_a_study_on_each(tmp_path):
     # each cell takes its own testbed's values
     suite = load_suite(tmp_path / "suites/mini.yaml", check_data=False)
     for cell in suite_cells(suite):
-        mine = next(b for b in answer["testbeds"].values() if cell["encoder"] in b["testbed"])
+        mine = next(b for b in answer["testbeds"].values() if cell.encoder in b["testbed"])
         assert tuned_for(cell, answer) == mine["params"]
 
 
 def test_tuned_for_picks_the_cells_testbed():
-    from benchmark.config import testbed_key
+    from dataclasses import replace
+
+    from benchmark.config import SuiteCell, testbed_key
     from benchmark.stages.train import tuned_for
 
-    a = {"dataset": "mnist1d", "encoder": "cnn1d", "dataset_options": {}, "data_root": None}
-    b = {**a, "encoder": "cnn2d", "dataset_options": {"image": True}}
+    a = SuiteCell(pair="simclr-ntxent", sweep="method", tuned=True, method="simclr",
+                  objective="ntxent", dataset="mnist1d", encoder="cnn1d", batch_size=64,
+                  negatives=None, seed=0, epochs=1, tuning_epochs=1, lr=0.1)  # fmt: skip
+    b = replace(a, encoder="cnn2d", dataset_options={"image": True})
     answer = {
         "params": {"temperature": 0.1},
         "testbeds": {

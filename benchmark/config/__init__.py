@@ -29,6 +29,7 @@ from benchmark.config.cell import (
 from benchmark.config.cells import (
     DEFAULT_ENCODER,
     KIND_ENCODER,
+    SuiteCell,
     _block_cells,
     block_objectives,
     data_key,
@@ -121,6 +122,7 @@ __all__ = [
     "Seed",
     "Strict",
     "Suite",
+    "SuiteCell",
     "Sweep",
     "TuneParams",
     "Tuning",

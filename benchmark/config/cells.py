@@ -1,14 +1,71 @@
-"""A suite's grid: blocks expanded into cells, pairs, default encoders, data keys."""
+"""A suite's grid: blocks expanded into typed cells (``SuiteCell``), pairs, default
+encoders, data keys."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from benchmark.config.cell import CellConfig, cell_config
 from benchmark.config.models import Block, Params, Suite
 
 
-def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class SuiteCell:
+    """One cell of a suite's grid: where it sits (its pair, sweep, whether it is tuned and
+    with how many tuning epochs) and the settings its block gives it. ``config`` turns it
+    into the CellConfig that trains, at the hyperparameters the caller decides."""
+
+    pair: str
+    sweep: str
+    tuned: bool
+    method: str
+    objective: str
+    dataset: str
+    encoder: str
+    batch_size: int
+    negatives: int | None
+    seed: int
+    epochs: int
+    tuning_epochs: int
+    lr: float
+    method_options: dict = field(default_factory=dict)
+    dataset_options: dict = field(default_factory=dict)
+    data_root: str | None = None
+    temperature: float | None = None  # a temperature sweep's fixed point
+    objective_options: dict = field(default_factory=dict)  # the block's fixed ones
+    precision: str = "fp32"
+
+    def config(self, hyperparameters: Mapping[str, Any] | None = None, **overrides) -> CellConfig:
+        """The CellConfig of this cell at ``hyperparameters`` (tuned values, a trial's point:
+        the caller decides; see ``trained_config``) with ``overrides`` of any field (tuning's
+        batch size, seed and epochs)."""
+        return cell_config(asdict(self), hyperparameters, **overrides)
+
+    def trained_config(self, tuned: Mapping[str, Any]) -> CellConfig:
+        """What the train stage runs: the pair's ``tuned`` values when the cell is tuned,
+        a temperature sweep's fixed point over them."""
+        hp = dict(tuned) if self.tuned else {}
+        if self.temperature is not None:
+            hp["temperature"] = self.temperature
+        return self.config(hp)
+
+    def record(self) -> dict:
+        """The cell as plain JSON values: what names it in study keys, MLflow params and
+        grid slots. The settings added after the first grids (a fixed temperature, the
+        objective's options, the speed path) appear only when a block sets them, so the
+        cells that predate them keep their names."""
+        out = asdict(self)
+        for key, unset in (("temperature", None), ("objective_options", {}), ("precision", "fp32")):
+            if out[key] == unset:
+                del out[key]
+        return out
+
+
+def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> list[SuiteCell]:
     params = params or Params()
     encoder = block.encoder or DEFAULT_ENCODER.get(block.dataset, "mlp")
     epochs = block.epochs if block.epochs is not None else suite.epochs
@@ -24,31 +81,29 @@ def _block_cells(suite: Suite, block: Block, params: Params | None = None) -> li
         for b, k, combo, t, seed in itertools.product(
             block.batch_sizes, block.negatives, combos, temperatures, seeds
         ):
-            cell = {
-                "pair": pair_name(block.method, objective),
-                "sweep": block.sweep,
-                "tuned": block.tuned,
-                "method": block.method,
-                "objective": objective,
-                "dataset": block.dataset,
-                "encoder": encoder,
-                "batch_size": b,
-                "negatives": k,
-                "seed": seed,
-                "epochs": epochs,
-                "tuning_epochs": block.tuning_epochs or suite.tuning.epochs,
-                "lr": lr * (b / block.lr_batch) ** power,
-                "method_options": dict(zip(keys, combo, strict=True)),
-                "dataset_options": dict(block.dataset_options),
-                "data_root": block.data_root,
-            }
-            if t is not None:  # a fixed temperature; other cells carry no such key
-                cell["temperature"] = t
-            if block.objective_options:  # only where a block sets them: old cells keep keys
-                cell["objective_options"] = dict(block.objective_options)
-            if block.precision != "fp32":  # the speed path, only where a block asks
-                cell["precision"] = block.precision
-            cells.append(cell)
+            cells.append(
+                SuiteCell(
+                    pair=pair_name(block.method, objective),
+                    sweep=block.sweep,
+                    tuned=block.tuned,
+                    method=block.method,
+                    objective=objective,
+                    dataset=block.dataset,
+                    encoder=encoder,
+                    batch_size=b,
+                    negatives=k,
+                    seed=seed,
+                    epochs=epochs,
+                    tuning_epochs=block.tuning_epochs or suite.tuning.epochs,
+                    lr=lr * (b / block.lr_batch) ** power,
+                    method_options=dict(zip(keys, combo, strict=True)),
+                    dataset_options=dict(block.dataset_options),
+                    data_root=block.data_root,
+                    temperature=t,
+                    objective_options=dict(block.objective_options),
+                    precision=block.precision,
+                )
+            )
     return cells
 
 
@@ -90,25 +145,25 @@ DEFAULT_ENCODER = {
 KIND_ENCODER = {"image": "cnn2d", "sequence": "cnn1d", "graph": "gcn", "vectors": "mlp"}
 
 
-def testbed_key(cell: dict) -> str:
+def testbed_key(cell: SuiteCell) -> str:
     """What a cell is tuned on: its data (dataset, options, root) and encoder. A pair is
     tuned once per testbed it appears on (benchmark.tune)."""
     keys = ("dataset", "encoder", "dataset_options", "data_root")
-    return json.dumps({k: cell[k] for k in keys}, sort_keys=True, default=repr)
+    return json.dumps({k: getattr(cell, k) for k in keys}, sort_keys=True, default=repr)
 
 
-def testbed_label(cell: dict) -> str:
+def testbed_label(cell: SuiteCell) -> str:
     """``dataset / encoder`` plus the dataset options that set it apart, for people."""
-    options = ", ".join(f"{k}={v}" for k, v in sorted(cell["dataset_options"].items()))
-    return f"{cell['dataset']} / {cell['encoder']}" + (f" ({options})" if options else "")
+    options = ", ".join(f"{k}={v}" for k, v in sorted(cell.dataset_options.items()))
+    return f"{cell.dataset} / {cell.encoder}" + (f" ({options})" if options else "")
 
 
 def pair_name(method: str, objective: str) -> str:
     return f"{method}-{objective}"
 
 
-def suite_cells(suite: Suite, params: Params | None = None) -> list[dict]:
-    """Every cell of the suite as a dict: CellConfig fields plus sweep, tuned, pair."""
+def suite_cells(suite: Suite, params: Params | None = None) -> list[SuiteCell]:
+    """Every cell of the suite, block by block."""
     return [cell for block in suite.blocks for cell in _block_cells(suite, block, params)]
 
 

@@ -121,19 +121,19 @@ def validate_names(suite: Suite, source: str, *, check_data: bool) -> None:
             )
         for cell in _block_cells(suite, block):
             # a pair is tuned once, with its first cell's setting (benchmark.tune)
-            first, epochs = tuning.setdefault(cell["pair"], (i, cell["tuning_epochs"]))
-            if "tuning_epochs" in given and cell["tuning_epochs"] != epochs:
+            first, epochs = tuning.setdefault(cell.pair, (i, cell.tuning_epochs))
+            if "tuning_epochs" in given and cell.tuning_epochs != epochs:
                 raise ConfigError(
-                    f"{where}.tuning_epochs: {cell['pair']} is tuned once, with the "
-                    f"tuning_epochs of blocks.{first} ({epochs}), not {cell['tuning_epochs']}; "
+                    f"{where}.tuning_epochs: {cell.pair} is tuned once, with the "
+                    f"tuning_epochs of blocks.{first} ({epochs}), not {cell.tuning_epochs}; "
                     f"allowed: {epochs} or leave it out"
                 )
-            key = json.dumps(cell, sort_keys=True, default=repr)
+            key = json.dumps(cell.record(), sort_keys=True, default=repr)
             if key in cells and cells[key] != i:
                 raise ConfigError(
-                    f"{where}: repeats the cell {cell['pair']} batch {cell['batch_size']} "
-                    f"negatives {cell['negatives']} seed {cell['seed']} of blocks.{cells[key]} "
-                    f"(sweep {cell['sweep']!r}); allowed: each cell once per sweep"
+                    f"{where}: repeats the cell {cell.pair} batch {cell.batch_size} "
+                    f"negatives {cell.negatives} seed {cell.seed} of blocks.{cells[key]} "
+                    f"(sweep {cell.sweep!r}); allowed: each cell once per sweep"
                 )
             cells.setdefault(key, i)
 

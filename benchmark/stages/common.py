@@ -10,6 +10,7 @@ from benchmark.config import (
     ConfigError,
     Params,
     Suite,
+    SuiteCell,
     all_pairs,
     load_params,
     load_suite,
@@ -40,14 +41,14 @@ def _known_pair(pair: str) -> None:
         raise ConfigError(f"--pair: no pair {pair!r} in any suite; allowed: {', '.join(pairs)}")
 
 
-def pair_cells(params: Params, suite: Suite, pair: str) -> list[dict]:
+def pair_cells(params: Params, suite: Suite, pair: str) -> list[SuiteCell]:
     _known_pair(pair)
-    return [c for c in suite_cells(suite, params) if c["pair"] == pair]
+    return [c for c in suite_cells(suite, params) if c.pair == pair]
 
 
 def load_for_pair(
     pair: str, params_path: str | Path = "params.yaml"
-) -> tuple[Params, Suite, list[dict]]:
+) -> tuple[Params, Suite, list[SuiteCell]]:
     """params, suite and the pair's cells. A pair the suite does not use is answered from
     the YAML alone (no torch import), so its stages cost a fraction of a second."""
     params = load_params(params_path)

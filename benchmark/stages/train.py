@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, SuiteCell
 from benchmark.errors import UserError
 from benchmark.sources import code_digest
 from benchmark.stages.common import (
@@ -36,17 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml")
 
 
-def cell_slot(cell: dict) -> str:
+def cell_slot(cell: SuiteCell) -> str:
     """The grid position a cell fills, whatever its tuned hyperparameters and code: the
     suite's settings of the cell (not its sweep: a configuration shared by two sweeps is
     one run). Its MLflow run supersedes the earlier runs of the same slot."""
     import hashlib
 
-    keys = {k: v for k, v in cell.items() if k not in ("sweep", "pair")}
+    keys = {k: v for k, v in cell.record().items() if k not in ("sweep", "pair")}
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def tuned_for(cell: dict, answer: dict) -> dict:
+def tuned_for(cell: SuiteCell, answer: dict) -> dict:
     """The tuned values of the cell's testbed: a pair tuned on several testbeds keeps one
     study per testbed (``answer["testbeds"]``); otherwise its one ``params``."""
     from benchmark.config import testbed_key
@@ -57,21 +57,10 @@ def tuned_for(cell: dict, answer: dict) -> dict:
     return answer.get("params", {})
 
 
-def cell_config(cell: dict, tuned: dict):
-    """The cell's CellConfig: its tuned values (when the cell is tuned), a temperature
-    sweep's fixed point over them."""
-    from benchmark.config import cell_config as typed
-
-    hp = dict(tuned) if cell["tuned"] else {}
-    if cell.get("temperature") is not None:  # a temperature sweep's fixed point
-        hp["temperature"] = cell["temperature"]
-    return typed(cell, hp)
-
-
 CURVE_POINTS = 6
 
 
-def _train_one(cell: dict, cfg, progress: bool):
+def _train_one(cell: SuiteCell, cfg, progress: bool):
     from benchmark.train import run_cell, val_knn_tracker
 
     t0 = time.perf_counter()
@@ -108,7 +97,7 @@ def run_many(jobs: list, workers: int, progress: bool):
         yield value
 
 
-def _train_forked(ask, cell: dict, cfg, threads: int) -> tuple:
+def _train_forked(ask, cell: SuiteCell, cfg, threads: int) -> tuple:
     """A cell in a forked worker: ("done", what ``_train_one`` gives) or ("error", the
     message of a bad-input error, which the parent turns into a UserError)."""
     import torch
@@ -144,15 +133,15 @@ def run(args: argparse.Namespace) -> int:
     apply_device(params)
     tuned_path = TUNED_DIR / f"{args.pair}.json"
     answer = json.loads(tuned_path.read_text()) if tuned_path.is_file() else {}
-    configs = [(cell, cell_config(cell, tuned_for(cell, answer))) for cell in cells]
+    configs = [(cell, cell.trained_config(tuned_for(cell, answer))) for cell in cells]
     # a row is identified by (config_hash, sweep): one configuration can belong to several
     # sweeps (batch 256 is also the headline cell and the all-negatives point); it is
     # trained once and its row copied under each sweep. A row is current only when its
     # code_digest is the source this pair runs now: an edited objective, method or shared
     # core retrains the cell, and the new row replaces the old one when it lands (until
     # then the old row stays, so an interruption loses nothing).
-    digest = code_digest(cells[0]["method"], cells[0]["objective"])
-    wanted = {(cfg.config_hash(), cell["sweep"]) for cell, cfg in configs}
+    digest = code_digest(cells[0].method, cells[0].objective)
+    wanted = {(cfg.config_hash(), cell.sweep) for cell, cfg in configs}
     done = read_csv(out, RESULT_COLUMNS)
     if "code_digest" not in done.columns:
         done["code_digest"] = None
@@ -162,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     write_csv_atomic(done, out)  # drop rows of cells that left the suite
     current = done[done["code_digest"] == digest]
     have = set(zip(current["config_hash"], current["sweep"], strict=True))
-    todo = [(c, cfg) for c, cfg in configs if (cfg.config_hash(), c["sweep"]) not in have]
+    todo = [(c, cfg) for c, cfg in configs if (cfg.config_hash(), c.sweep) not in have]
     stale = len(done) - len(current)
     print(
         f"train@{args.pair}: {len(cells)} cells, {len(cells) - len(todo)} already done, "
@@ -186,16 +175,16 @@ def run(args: argparse.Namespace) -> int:
     waiting = [(c, cfg) for c, cfg in fresh if first_seen[cfg.config_hash()][0] is not c]
     fresh = list(first_seen.values())
 
-    def finish(cell: dict, row: dict, seconds: float) -> None:
+    def finish(cell: SuiteCell, row: dict, seconds: float) -> None:
         nonlocal done
-        row = {**row, "suite": suite.name, "tuned": cell["tuned"], "sweep": cell["sweep"]}
-        replaced = (done["config_hash"] == row["config_hash"]) & (done["sweep"] == cell["sweep"])
+        row = {**row, "suite": suite.name, "tuned": cell.tuned, "sweep": cell.sweep}
+        replaced = (done["config_hash"] == row["config_hash"]) & (done["sweep"] == cell.sweep)
         done = pd.concat([done[~replaced], pd.DataFrame([row])[RESULT_COLUMNS]], ignore_index=True)
         write_csv_atomic(done, out)
         bar.write(
-            f"  {cell['method']}/{cell['objective']} {cell['dataset']} B={row['batch_size']} "
-            f"neg={row['negatives']} seed={cell['seed']} {cell['sweep']}"
-            f"{'' if cell['tuned'] else ' untuned'}: "
+            f"  {cell.method}/{cell.objective} {cell.dataset} B={row['batch_size']} "
+            f"neg={row['negatives']} seed={cell.seed} {cell.sweep}"
+            f"{'' if cell.tuned else ' untuned'}: "
             f"linear={row['linear_acc']:.4f} knn={row['knn_acc']:.4f} "
             f"({seconds:.1f}s{', DIVERGED' if row['diverged'] else ''})"
         )
@@ -213,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             tracking.log_cell(
                 suite.name,
                 stage,
-                params={**cell, "config_hash": row["config_hash"]},
+                params={**cell.record(), "config_hash": row["config_hash"]},
                 row=row,
                 history=history,
                 slot=cell_slot(cell),

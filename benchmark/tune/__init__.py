@@ -57,7 +57,7 @@ import sys
 from pathlib import Path
 
 from benchmark import atomic
-from benchmark.config import ConfigError, testbed_key, testbed_label
+from benchmark.config import ConfigError, SuiteCell, testbed_key, testbed_label
 from benchmark.errors import UserError
 from benchmark.layout import TRIAL_COLUMNS, TRIALS_DIR, TUNED_DIR
 from benchmark.stages.common import (
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     tunable = _tunable(cells, suite.search_space)
     budget = trial_budget(params, suite)
     in_suite = bool(cells)
-    cells = [c for c in cells if c["tuned"]]  # the study serves the tuned cells only
+    cells = [c for c in cells if c.tuned]  # the study serves the tuned cells only
     if not cells or not tunable or budget == 0:
         reason = (
             "not in suite"
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     apply_device(params)
     # one study per testbed the pair's tuned cells use, each with the same budget, set at
     # the first cell of that testbed
-    firsts: dict[str, dict] = {}
+    firsts: dict[str, SuiteCell] = {}
     for cell in cells:
         firsts.setdefault(testbed_key(cell), cell)
     templates = list(firsts.values())
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         best, trial_rows = study(args.pair, template, tunable, suite, params, k)
         best["testbed"] = testbed_label(template)
         answers.append((testbed_key(template), best))
-        rows += [{**r, "dataset": template["dataset"], "encoder": template["encoder"]}
+        rows += [{**r, "dataset": template.dataset, "encoder": template.encoder}
                  for r in trial_rows]  # fmt: skip
         print(
             f"tune@{args.pair} on {best['testbed']}: best {best['params']} "
@@ -237,7 +237,7 @@ def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
 
 
 def study(
-    pair: str, template: dict, tunable: tuple[str, ...], suite, params, key: str
+    pair: str, template: SuiteCell, tunable: tuple[str, ...], suite, params, key: str
 ) -> tuple[dict, list]:
     """Run the study's missing trials, ``params.workers`` at a time, and summarise it.
 
@@ -315,7 +315,7 @@ def _ask(study, params, budget: int):
     return study.ask()
 
 
-def _resume_batch(study, params, budget: int, tunable, space, template: dict, tuning) -> list:
+def _resume_batch(study, params, budget: int, tunable, space, template: SuiteCell, tuning) -> list:
     """The batch an interruption (a kill, a lost machine) cut short, to be run again.
 
     Its trials are still RUNNING: each is run again in place, under its own number with

@@ -5,6 +5,7 @@ study's counted trials reach the budget (see ``benchmark.tune``)."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from benchmark.errors import UserError
 from benchmark.tune.runner import _run_here
@@ -22,8 +23,11 @@ from benchmark.tune.studies import (
 )
 from benchmark.workers import forked
 
+if TYPE_CHECKING:
+    from benchmark.config import SuiteCell
 
-def run_shared(pair: str, template: dict, tunable, suite, params, name: str, budget: int):
+
+def run_shared(pair: str, template: SuiteCell, tunable, suite, params, name: str, budget: int):
     """``params.tune.workers`` worker processes on the study until ``budget`` trials count
     (they may share it with workers of other invocations, on other machines). Returns the
     study, re-opened after the workers are done."""

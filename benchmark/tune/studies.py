@@ -8,8 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from typing import TYPE_CHECKING
 
 from benchmark.tracking import redact
+
+if TYPE_CHECKING:
+    from benchmark.config import SuiteCell
 
 
 def trial_budget(params, suite) -> int:
@@ -18,11 +22,11 @@ def trial_budget(params, suite) -> int:
     return params.tune.trials if cap is None else min(cap, params.tune.trials)
 
 
-def _tunable(cells: list[dict], space) -> tuple[str, ...]:
-    return space.searched(cells[0]["objective"]) if cells else ()
+def _tunable(cells: list[SuiteCell], space) -> tuple[str, ...]:
+    return space.searched(cells[0].objective) if cells else ()
 
 
-def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params) -> str:
+def study_key(pair: str, template: SuiteCell, tunable: tuple[str, ...], suite, params) -> str:
     """What determines a study: search space, tuning budget and setting, and the code."""
     from benchmark.sources import code_digest
 
@@ -31,10 +35,10 @@ def study_key(pair: str, template: dict, tunable: tuple[str, ...], suite, params
             "space": suite.search_space.model_dump(),
             "tuning": suite.tuning.model_dump(),
             "tunable": tunable,
-            "template": template,
+            "template": template.record(),
             "sampler_seed": params.tune.sampler_seed,
             "threads": params.threads,
-            "code": code_digest(template["method"], template["objective"]),
+            "code": code_digest(template.method, template.objective),
         },
         sort_keys=True,
         default=str,
@@ -66,15 +70,15 @@ def _trial_seed(tune, number: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def _pruner(template: dict):
+def _pruner(template: SuiteCell):
     import optuna
 
     return optuna.pruners.MedianPruner(
-        n_startup_trials=3, n_warmup_steps=template["tuning_epochs"] // 2
+        n_startup_trials=3, n_warmup_steps=template.tuning_epochs // 2
     )
 
 
-def _open(name: str, storage, params, template: dict, budget: int):
+def _open(name: str, storage, params, template: SuiteCell, budget: int):
     import optuna
 
     return optuna.create_study(
@@ -87,11 +91,11 @@ def _open(name: str, storage, params, template: dict, budget: int):
     )
 
 
-def _summary(study, pair: str, template: dict, suite, name: str, storage: str, key: str):
+def _summary(study, pair: str, template: SuiteCell, suite, name: str, storage: str, key: str):
     import optuna
 
     rows = []
-    method, obj = template["method"], template["objective"]
+    method, obj = template.method, template.objective
     for tr in study.trials:
         rows.append(
             {
@@ -134,18 +138,15 @@ def _suggest(trial, tunable: tuple[str, ...], space) -> dict:
     return hp
 
 
-def _trial_config(template: dict, tuning, hp: dict):
+def _trial_config(template: SuiteCell, tuning, hp: dict):
     """A trial's CellConfig: the template cell at the trial's point ``hp``, with tuning's
     batch size (at most the cell's), seed and epochs, and every negative."""
-    from benchmark.config import cell_config
-
-    return cell_config(
-        template,
+    return template.config(
         hp,
-        batch_size=min(tuning.batch_size, template["batch_size"]),
+        batch_size=min(tuning.batch_size, template.batch_size),
         negatives=None,
         seed=tuning.seed,
-        epochs=template["tuning_epochs"],
+        epochs=template.tuning_epochs,
     )
 
 
