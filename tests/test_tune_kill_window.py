@@ -80,7 +80,7 @@ def _project(path: Path) -> Path:
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return {**env, "PYTHONPATH": str(ROOT), "BENCHMARK_WARM": "0", "OMP_NUM_THREADS": "1"}
+    return {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 def _tune(path: Path, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess:

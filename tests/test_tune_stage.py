@@ -25,7 +25,7 @@ def _tune(tmp_path: Path, blocks: list[dict], pair: str = "simclr-ntxent", **sui
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump({"suite": "mini", "progress": False, "mlflow_uri": "sqlite:///mlflow.db"})
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCHMARK_WARM": "0"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "benchmark", "tune", "--pair", pair],
         cwd=tmp_path,

@@ -3,10 +3,8 @@
 ``python -m benchmark perf drill [--kills 10] [--seed 0] [--suite smoke]`` copies the
 project (its working tree, uncommitted edits included, without its databases, data and
 journals) twice into a temporary directory and sets ``params.yaml`` (``--threads``,
-``--workers``, progress bars off). Stages run with ``BENCHMARK_WARM=0``, so every process
-of a stage, the ``results`` stage's MLflow flush included, is in the process group that
-is killed (``--warm``: stages fork from a warm server of the drill's own, which flushes
-the journals in the background, outside the killed group). The first copy runs ``dvc repro`` uninterrupted: the
+``--workers``, progress bars off). Every process of a stage, the ``results`` stage's
+MLflow flush included, is in the process group that is killed. The first copy runs ``dvc repro`` uninterrupted: the
 reference, and the timeline (when each stage starts) from which the moments are drawn.
 In the second copy ``dvc repro`` is killed, the whole process group with SIGKILL, at each
 moment in turn, a plain ``dvc repro`` resuming after every kill; a last one must finish.
@@ -37,7 +35,6 @@ from pathlib import Path
 import yaml
 
 from benchmark.drill.runs import (
-    WARM,
     Kill,
     _count_runs,
     category,
@@ -46,7 +43,6 @@ from benchmark.drill.runs import (
     durations,
     plan,
     repro,
-    stop_warm_server,
 )
 from benchmark.drill.state import compare, integrity, snapshot
 
@@ -63,19 +59,12 @@ def drill(
     workdir: Path | None = None,
     prepare=None,
     out=print,
-    warm: bool = False,
 ) -> dict:
     """Run the drill; returns {"kills": rows, "differences": [...], ...}. ``prepare(repo)``
     may edit each copy before it runs (e.g. plant a bug)."""
     t_start = time.monotonic()
     work = Path(workdir or tempfile.mkdtemp(prefix="drill-"))
-    WARM.update(on=warm, runtime=work / "run")
-    if warm:
-        (work / "run").mkdir(mode=0o700, exist_ok=True)
-    try:
-        return _drill(kills, seed, suite, threads, workers, suite_yaml, work, prepare, out, t_start)
-    finally:
-        stop_warm_server()
+    return _drill(kills, seed, suite, threads, workers, suite_yaml, work, prepare, out, t_start)
 
 
 def _drill(kills, seed, suite, threads, workers, suite_yaml, work, prepare, out, t_start):
@@ -203,12 +192,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="params workers")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument(
-        "--warm",
-        action="store_true",
-        help="stages fork from a warm server of the drill's own (default: BENCHMARK_WARM=0, "
-        "so the MLflow flush runs in the results stage, inside the killed process group)",
-    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -228,7 +211,6 @@ def main(args: argparse.Namespace) -> int:
         args.workers,
         suite_yaml=suite_yaml,
         workdir=args.workdir,
-        warm=args.warm,
     )
     if args.json:
         args.json.write_text(json.dumps(s, indent=2, default=str) + "\n")

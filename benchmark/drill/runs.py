@@ -20,7 +20,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ("train_seconds", "views_per_second")
 CATEGORIES = ("prepare", "tune", "train", "results")
-WARM: dict = {"on": False, "runtime": None}  # see drill(warm=...)
 
 
 @dataclass
@@ -101,22 +100,7 @@ def env() -> dict:
     out = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out['PATH']}"
     out["PYTHONUNBUFFERED"] = "1"  # stage output as it happens: the kills follow it
-    if WARM["on"]:  # a warm server of the drill's own (benchmark/warm/)
-        out["XDG_RUNTIME_DIR"] = str(WARM["runtime"])
-    else:  # every process of a stage, its MLflow flush included, in the killed group
-        out["BENCHMARK_WARM"] = "0"
     return out
-
-
-def stop_warm_server() -> None:
-    """SIGTERM to the drill's own warm server, by the pid it wrote (if it runs)."""
-    if not WARM["on"] or WARM["runtime"] is None:
-        return
-    for pidfile in Path(WARM["runtime"]).glob("benchmark-warm-*/*.pid"):
-        try:
-            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-        except (ValueError, OSError):
-            pass
 
 
 def category(stage: str | None) -> str:

@@ -1,5 +1,5 @@
 """`perf pipeline`: a command's wall time and the peak resident memory of its process
-tree (the warm server's included)."""
+tree."""
 
 from __future__ import annotations
 
@@ -9,24 +9,13 @@ import time
 
 def perf_pipeline(command: str, interval: float = 0.2) -> int:
     """Run ``command`` and print its wall time and the peak of the summed resident memory
-    of its whole process tree (sampled every ``interval`` s: DVC, each stage, each worker,
-    and the warm server with the stage processes it forks). Summing counts the pages that
+    of its whole process tree (sampled every ``interval`` s: DVC, each stage, each
+    worker). Summing counts the pages that
     forked processes share once per process, so the figure errs on the high side."""
     import shlex
     import subprocess
 
     import psutil
-
-    from benchmark import warm
-
-    def warm_tree() -> list:
-        # the warm server and the stage children it forks are not the command's
-        # descendants (the server runs in its own session): counted explicitly
-        try:
-            server = psutil.Process(int(warm.paths()["pid"].read_text()))
-            return [server, *server.children(recursive=True)]
-        except (OSError, ValueError, psutil.NoSuchProcess):
-            return []
 
     start = time.perf_counter()
     proc = subprocess.Popen(shlex.split(command))
@@ -34,7 +23,7 @@ def perf_pipeline(command: str, interval: float = 0.2) -> int:
     peak_total = peak_single = 0
     while proc.poll() is None:
         try:
-            tree = [root, *root.children(recursive=True), *warm_tree()]
+            tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             break
         rss = []

@@ -45,7 +45,7 @@ def flush(directory: Path = JOURNAL_DIR) -> int:
     created = 0
     down: dict[str, str] = {}  # stored URI -> why its journals stay for the next flush
     kept = 0
-    with _flush_lock(directory), _few_http_retries():  # the warm server may be flushing too
+    with _flush_lock(directory), _few_http_retries():  # another stage may be flushing too
         for path in pending(directory):
             records = _read(path)
             if not records or records[0].get("type") != "stage":

@@ -258,7 +258,6 @@ def project(path: Path, params: dict, *, prepare: bool = True) -> Path:
 def env(**extra: str) -> dict:
     out = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out['PATH']}"
-    out["BENCHMARK_WARM"] = "0"  # no background flusher: the tests decide when to flush
     out.update(extra)
     return out
 
