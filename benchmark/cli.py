@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("benchmark.perf", "measurements: `perf objectives|train|pipeline|gate|drill`"),
     "run": ("benchmark.run", "train and evaluate one grid cell, print its results row as JSON"),
     "prepare": ("benchmark.stages.prepare", "stage: prepare datasets and splits"),
-    "tune": ("benchmark.tune", "stage: Optuna study for one (method, objective)"),
+    "tune": ("benchmark.stages.tune", "stage: Optuna study for one (method, objective)"),
     "train": ("benchmark.stages.train", "stage: run the grid cells of one (method, objective)"),
     "results": ("benchmark.stages.results", "stage: gather per-stage rows into results.csv"),
     "report": ("benchmark.report", "stage: leaderboard tables, figures and index.html"),

@@ -1,6 +1,6 @@
 """Where a train stage's cells run: ``params.executor``.
 
-- ``local`` (default): worker processes on this machine (``stages/train.run_many``).
+- ``local`` (default): worker processes on this machine (``run_many``).
 - ``slurm``: a Slurm job array through submitit, one cell per task, with the
   ``cluster:`` settings of params.yaml (partition, timeout, CPUs, GPUs and memory per
   task, how many tasks at once, any other sbatch option).
@@ -25,12 +25,81 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmark.errors import UserError
+
+if TYPE_CHECKING:
+    from benchmark.config import SuiteCell
 
 KINDS = ("local", "slurm", "submitit-local")
 
 
-def task(cell: dict, cfg, threads: int, device: str, cwd: str) -> tuple[dict, list, float]:
-    """One cell, in a job: the same training as ``stages.train._train_one``."""
+CURVE_POINTS = 6
+
+
+def train_one(cell: SuiteCell, cfg, progress: bool):
+    from benchmark.train import run_cell, val_knn_tracker
+
+    t0 = time.perf_counter()
+    history: list[dict] = []
+    # the learning curve MLflow shows: CURVE_POINTS validation kNN values, the last at
+    # the end (a trained cell's model is not selected on them: each point costs an
+    # encoding of the draw and the validation split)
+    tracker = val_knn_tracker(history, epochs=cfg.epochs, evals=CURVE_POINTS)
+    row = run_cell(cfg, on_epoch=tracker, progress=progress)
+    return cell, cfg, row, history, time.perf_counter() - t0
+
+
+def run_many(jobs: list, workers: int, progress: bool):
+    """The ``local`` executor: train cells, ``workers`` processes at a time (one torch thread each), yielding
+    (cell, cfg, row, history, seconds) as each finishes. Every cell seeds itself, so the
+    numbers do not depend on which worker ran it."""
+    if workers <= 1 or len(jobs) <= 1:
+        for cell, cfg in jobs:
+            yield _guard(lambda cell=cell, cfg=cfg: train_one(cell, cfg, progress), cfg)
+        return
+    import torch
+
+    from benchmark.workers import DIED, forked
+
+    threads = torch.get_num_threads()
+    argsets = [(cell, cfg, threads) for cell, cfg in jobs]
+    for i, result in forked(_train_forked, argsets, at_once=workers):
+        cfg = jobs[i][1]
+        if result is DIED:
+            raise UserError(f"cell {cfg.config_hash()}: its worker process died")
+        kind, value = result
+        if kind == "error":
+            raise UserError(f"cell {cfg.config_hash()}: {value}")
+        yield value
+
+
+def _train_forked(ask, cell: SuiteCell, cfg, threads: int) -> tuple:
+    """A cell in a forked worker: ("done", what ``train_one`` gives) or ("error", the
+    message of a bad-input error, which the parent turns into a UserError)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return "done", train_one(cell, cfg, False)
+    except BAD_INPUT as err:
+        return "error", str(err)
+
+
+# what a cell raises for bad input (a UserError naming the cell), wherever it runs
+BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
+
+
+def _guard(fn, cfg):
+    try:
+        return fn()
+    except BAD_INPUT as err:
+        raise UserError(f"cell {cfg.config_hash()}: {err}") from None
+
+
+def task(cell: SuiteCell, cfg, threads: int, device: str, cwd: str) -> tuple[dict, list, float]:
+    """One cell, in a job: the same training as a local worker's (``train_one``)."""
     os.chdir(cwd)  # relative data roots and suites, as in the stage
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -39,9 +108,7 @@ def task(cell: dict, cfg, threads: int, device: str, cwd: str) -> tuple[dict, li
     import torch
 
     torch.set_num_threads(threads)
-    from benchmark.stages.train import _train_one
-
-    _, _, row, history, seconds = _train_one(cell, cfg, False)
+    _, _, row, history, seconds = train_one(cell, cfg, False)
     return row, history, seconds
 
 
@@ -93,8 +160,6 @@ def run_cells(
     seconds) as each finishes, in completion order."""
     kind = kind or params.executor
     if kind == "local":
-        from benchmark.stages.train import run_many
-
         yield from run_many(jobs, params.workers, params.progress)
         return
     if kind not in KINDS:

@@ -79,7 +79,7 @@ def stages() -> dict:
                 "foreach": {k: _pair_item(*v) for k, v in tuned.items()},
                 "do": {
                     "cmd": "python -m benchmark tune --pair ${key}",
-                    "deps": [*pair_deps, "benchmark/tune"],
+                    "deps": [*pair_deps, "benchmark/tune", "benchmark/stages/tune.py"],
                     "params": ["suite", "tune", *STAGE_PARAMS[1:]],
                     "outs": [
                         {f"reports/{d}/${{key}}.{ext}": {"cache": False, "persist": True}}
@@ -91,7 +91,12 @@ def stages() -> dict:
                 "foreach": train_items,
                 "do": {
                     "cmd": "python -m benchmark train --pair ${key}",
-                    "deps": [*pair_deps, "${item.tuned}", "benchmark/stages/train.py"],
+                    "deps": [
+                        *pair_deps,
+                        "${item.tuned}",
+                        "benchmark/stages/train.py",
+                        "benchmark/executor.py",
+                    ],
                     "params": [*STAGE_PARAMS[:2], "seeds", *STAGE_PARAMS[2:]],
                     "outs": [{"reports/runs/${key}.csv": {"cache": False, "persist": True}}],
                 },

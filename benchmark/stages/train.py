@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from benchmark.config import ConfigError, SuiteCell
 from benchmark.errors import UserError
@@ -55,69 +54,6 @@ def tuned_for(cell: SuiteCell, answer: dict) -> dict:
     if per_testbed:
         return per_testbed.get(testbed_key(cell), {}).get("params", {})
     return answer.get("params", {})
-
-
-CURVE_POINTS = 6
-
-
-def _train_one(cell: SuiteCell, cfg, progress: bool):
-    from benchmark.train import run_cell, val_knn_tracker
-
-    t0 = time.perf_counter()
-    history: list[dict] = []
-    # the learning curve MLflow shows: CURVE_POINTS validation kNN values, the last at
-    # the end (a trained cell's model is not selected on them: each point costs an
-    # encoding of the draw and the validation split)
-    tracker = val_knn_tracker(history, epochs=cfg.epochs, evals=CURVE_POINTS)
-    row = run_cell(cfg, on_epoch=tracker, progress=progress)
-    return cell, cfg, row, history, time.perf_counter() - t0
-
-
-def run_many(jobs: list, workers: int, progress: bool):
-    """Train cells, ``workers`` processes at a time (one torch thread each), yielding
-    (cell, cfg, row, history, seconds) as each finishes. Every cell seeds itself, so the
-    numbers do not depend on which worker ran it."""
-    if workers <= 1 or len(jobs) <= 1:
-        for cell, cfg in jobs:
-            yield _guard(lambda cell=cell, cfg=cfg: _train_one(cell, cfg, progress), cfg)
-        return
-    import torch
-
-    from benchmark.workers import DIED, forked
-
-    threads = torch.get_num_threads()
-    argsets = [(cell, cfg, threads) for cell, cfg in jobs]
-    for i, result in forked(_train_forked, argsets, at_once=workers):
-        cfg = jobs[i][1]
-        if result is DIED:
-            raise UserError(f"cell {cfg.config_hash()}: its worker process died")
-        kind, value = result
-        if kind == "error":
-            raise UserError(f"cell {cfg.config_hash()}: {value}")
-        yield value
-
-
-def _train_forked(ask, cell: SuiteCell, cfg, threads: int) -> tuple:
-    """A cell in a forked worker: ("done", what ``_train_one`` gives) or ("error", the
-    message of a bad-input error, which the parent turns into a UserError)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        return "done", _train_one(cell, cfg, False)
-    except BAD_INPUT as err:
-        return "error", str(err)
-
-
-# what a cell raises for bad input (a UserError naming the cell), wherever it runs
-BAD_INPUT = (ValueError, KeyError, FileNotFoundError)
-
-
-def _guard(fn, cfg):
-    try:
-        return fn()
-    except BAD_INPUT as err:
-        raise UserError(f"cell {cfg.config_hash()}: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
