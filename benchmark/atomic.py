@@ -6,9 +6,12 @@ A reader (or a process killed mid-write) sees the old file or the new one, never
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -37,6 +40,28 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
 
 def write_text(path: Path | str, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def _json_clean(obj: Any) -> Any:
+    """NaN -> null, numpy scalars and pandas' NA -> Python, recursively (json.dumps would
+    emit a bare NaN, which is not JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_clean(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):
+        obj = obj.item()
+    if type(obj).__name__ == "NAType":  # pandas.NA, without importing pandas
+        return None
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path | str, obj: Any, *, sort_keys: bool = False) -> Path:
+    """``obj`` as indented JSON (NaN written as null, other values by ``str``)."""
+    text = json.dumps(_json_clean(obj), indent=2, sort_keys=sort_keys, default=str)
+    return write_text(path, text + "\n")
 
 
 def write_csv(df, path: Path | str) -> Path:

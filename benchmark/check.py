@@ -40,9 +40,9 @@ import pandas as pd
 from scipy.special import digamma, polygamma, stdtr, stdtrit
 from scipy.stats import false_discovery_control
 
-from benchmark import sources
+from benchmark import atomic, sources
 from benchmark.errors import UserError
-from benchmark.report import atomic_write_json, load_results
+from benchmark.report.loading import load_results
 
 CELL = ["method", "objective", "dataset", "encoder", "batch_size", "negatives", "tuned", "sweep"]
 METRICS = ["linear_acc", "knn_acc"]
@@ -368,12 +368,12 @@ def run(args: argparse.Namespace) -> int:
     paths = {"baseline": str(baseline_path), "results": str(results_path), "failing": []}
     if args.update_baseline:
         new = baseline_from_results(results)
-        atomic_write_json(baseline_path, new)
+        atomic.write_json(baseline_path, new)
         n, diverged = len(new["cells"]), sum(c["diverged"] for c in new["cells"])
         note = f" ({diverged} diverged seeds left out of the values)" if diverged else ""
         print(f"check: wrote {baseline_path} with {n} cells{note}")
         summ = {"passed": True, "baseline_updated": True, "cells": n, **paths}
-        atomic_write_json(args.summary, summ)
+        atomic.write_json(args.summary, summ)
         return 0
     baseline = load_baseline(baseline_path)
     suite = baseline.get("suite")
@@ -381,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
         # e.g. `dvc exp run -S suite=smoke`: there is nothing to compare, which is not a fail
         found = ", ".join(sorted(results["suite"].unique()))
         reason = f"baseline {baseline_path} is of suite {suite!r}; results are of {found}"
-        atomic_write_json(args.summary, {"passed": True, "skipped": reason, **paths})
+        atomic.write_json(args.summary, {"passed": True, "skipped": reason, **paths})
         print(f"check: skipped: {reason} (nothing to compare)")
         return 0
     if isinstance(suite, str):
@@ -391,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
     for r in (r for r in rows if r["status"] in {"DROP", "DIVERGED"}):
         if (key := tuple(r[k] for k in CELL)) in base_cells:
             r["source_change"] = source_change(base_cells[key].get("sources"), *key[:2])
-    atomic_write_json(args.summary, result := summary(rows, args))
+    atomic.write_json(args.summary, result := summary(rows, args))
     print(format_table(rows))
     if flagged := format_flagged(rows, args.correction):
         print(f"\nfailing cells:\n{flagged}")

@@ -23,7 +23,7 @@ Outputs (under ``--out``, default ``reports/``), every one written atomically:
 * ``metrics.json`` -- flat headline metrics for ``dvc metrics diff``;
 * ``plots/acc_vs_batch.csv``, ``plots/acc_vs_negatives.csv``, ``plots/acc_vs_temperature.csv`` -- tidy data for ``dvc plots``.
 
-Modules: ``loading`` (inputs, atomic writes), ``stats`` (intervals, paired differences,
+Modules: ``loading`` (inputs), ``stats`` (intervals, paired differences,
 ties, slopes, bootstrap, verdicts), ``tables`` (leaderboard, curves, metrics), ``trends``,
 ``markdown`` (formatted tables), ``plotting`` and ``figures``, ``html``.
 """
@@ -40,14 +40,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark import atomic
 from benchmark.errors import UserError
 from benchmark.report import figures as fig
 from benchmark.report import markdown as md
 from benchmark.report.html import index_html
 from benchmark.report.loading import (
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
     load_mi,
     load_results,
     load_trials,
@@ -58,9 +56,6 @@ from benchmark.report.tables import headline_metrics, leaderboard, sweep_curve
 from benchmark.report.trends import published_trends
 
 __all__ = [
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
     "load_results",
     "add_arguments",
     "run",
@@ -154,22 +149,22 @@ def build_report(
     mi_df, mi_reason = mi
     quality = measurement_checks(results, lb, trials_df)
     written = [
-        atomic_write_text(out / "leaderboard.csv", _csv(lb)),
-        atomic_write_text(out / "leaderboard.md", md.report_markdown(lb, trends, quality)),
-        atomic_write_text(out / "quality.csv", _csv(quality)),
-        atomic_write_text(out / "trends.csv", _csv(trends)),
-        atomic_write_text(
+        atomic.write_text(out / "leaderboard.csv", _csv(lb)),
+        atomic.write_text(out / "leaderboard.md", md.report_markdown(lb, trends, quality)),
+        atomic.write_text(out / "quality.csv", _csv(quality)),
+        atomic.write_text(out / "trends.csv", _csv(trends)),
+        atomic.write_text(
             out / "plots/acc_vs_batch.csv", _csv(sweep_curve(results, ["batch"], "batch_size"))
         ),
-        atomic_write_text(
+        atomic.write_text(
             out / "plots/acc_vs_negatives.csv",
             _csv(sweep_curve(results, ["negatives", "queue"], "negatives")),
         ),
-        atomic_write_text(
+        atomic.write_text(
             out / "plots/acc_vs_temperature.csv",
             _csv(sweep_curve(results, ["temperature"], "temperature")),
         ),
-        atomic_write_json(out / "metrics.json", headline_metrics(results, lb)),
+        atomic.write_json(out / "metrics.json", headline_metrics(results, lb)),
     ]
     figs = _figures(results, lb, trials_df, trials_reason, mi_df, mi_reason, out / "figures")
     written += [p for paths in figs.values() for p in paths]
@@ -181,7 +176,7 @@ def build_report(
         notes.append(f"Rows of sweep(s) {', '.join(unused)} appear in no table or figure.")
     pngs = {name: paths[0] for name, paths in figs.items()}
     page = index_html(results, lb, trends, pngs, out, extra, notes)
-    written.append(atomic_write_text(out / "index.html", page))
+    written.append(atomic.write_text(out / "index.html", page))
     return written
 
 
@@ -196,7 +191,7 @@ def update_readme(readme: Path | str, markdown: str) -> bool:
         return False
     new = pattern.sub(lambda _: f"{README_START}\n{markdown.rstrip()}\n{README_END}", text, count=1)
     if new != text:
-        atomic_write_text(readme, new)
+        atomic.write_text(readme, new)
     return True
 
 

@@ -1,4 +1,4 @@
-"""Reading and validating the report's inputs; atomic writes of its outputs.
+"""Reading and validating the report's inputs.
 
 ``load_results`` is shared with ``benchmark.check`` and ``benchmark.gate_perf``: it checks
 the columns of DESIGN.md's results table and normalises their types, raising
@@ -7,16 +7,11 @@ the columns of DESIGN.md's results table and normalises their types, raising
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from benchmark import atomic
 from benchmark.errors import UserError
 from benchmark.layout import RESULT_COLUMNS, TRIAL_COLUMNS
 
@@ -24,28 +19,6 @@ from benchmark.layout import RESULT_COLUMNS, TRIAL_COLUMNS
 _UNREAD = {"epochs", "val_acc", "views_per_second", "config_hash", "sweep"}
 REQUIRED_RESULT_COLUMNS = [c for c in RESULT_COLUMNS if c not in _UNREAD]
 MI_COLUMNS = ["bound", "true_mi", "estimate", "batch_size"]
-
-atomic_write_bytes = atomic.write_bytes
-atomic_write_text = atomic.write_text
-
-
-def _json_clean(obj: Any) -> Any:
-    """NaN -> null, numpy scalars -> Python, recursively (json.dumps would emit bare NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if obj is pd.NA:
-        return None
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(_json_clean(obj), indent=2, sort_keys=False) + "\n")
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.report.loading import atomic_write_bytes
+from benchmark import atomic
 from benchmark.report.tables import objective_order
 
 
@@ -29,7 +29,7 @@ def save(fig: Any, stem: Path) -> list[Path]:
     for ext, kwargs in [("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})]:
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, bbox_inches="tight", facecolor="white", **kwargs)
-        paths.append(atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue()))
+        paths.append(atomic.write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue()))
     plt.close(fig)
     return paths
 

@@ -127,7 +127,7 @@ def _untunable_answer(pair: str, params_path: str) -> tuple[str, str] | None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    atomic.write_json(path, obj, sort_keys=True)
 
 
 def _write_trials(rows: list[dict], path: Path) -> None:
