@@ -23,9 +23,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("benchmark.stages.tune", "stage: Optuna study for one (method, objective)"),
     "train": ("benchmark.stages.train", "stage: run the grid cells of one (method, objective)"),
     "results": ("benchmark.stages.results", "stage: gather per-stage rows into results.csv"),
-    "report": ("benchmark.report", "stage: leaderboard tables, figures and index.html"),
-    "check": ("benchmark.check", "stage: regression check against reports/baseline.json"),
-    "mi": ("benchmark.mi_check", "stage: MI bounds with the optimal critic on gaussian_mi"),
+    "report": ("benchmark.stages.report", "stage: leaderboard tables, figures and index.html"),
+    "check": ("benchmark.stages.check", "stage: regression check against reports/baseline.json"),
+    "mi": ("benchmark.stages.mi", "stage: MI bounds with the optimal critic on gaussian_mi"),
     "golden": ("benchmark.golden", "recompute the objectives' golden values file"),
     "pipeline": ("benchmark.pipeline", "write dvc.yaml from the suites and the registries"),
     "summary": (

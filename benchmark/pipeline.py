@@ -58,6 +58,7 @@ def stages() -> dict:
         train_items[key] = item
     mi_files = [
         "benchmark/mi_check.py",
+        "benchmark/stages/mi.py",
         "benchmark/objectives/_core",
         *(sources.objective_file(b) for b in _mi_bounds()),
         sources.dataset_file("gaussian_mi"),
@@ -117,6 +118,7 @@ def stages() -> dict:
                     "reports/trials.csv",
                     "reports/mi_check.csv",
                     "benchmark/report",
+                    "benchmark/stages/report.py",
                 ],
                 "outs": [
                     {p: {"cache": False}}
@@ -138,6 +140,7 @@ def stages() -> dict:
                     "reports/results.csv",
                     "reports/baseline.json",
                     "benchmark/check.py",
+                    "benchmark/stages/check.py",
                     "benchmark/sources.py",
                 ],
                 "metrics": [{"reports/check.json": {"cache": False}}],
