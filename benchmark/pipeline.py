@@ -6,7 +6,13 @@ hyperparameter of (the objective's tunable ones, or one its search space adds), 
 on exactly the files ``benchmark.sources.cell_deps`` names for its pair (the same list
 that makes each row's ``code_digest``), so an edit to ``objectives/triplet.py`` makes
 ``dvc status`` list only the stages holding triplet cells and what consumes them.
-``--check`` exits 1 when the committed dvc.yaml is not what this command writes.
+
+It first writes what dvc.yaml derives from: ``benchmark/registry.json`` (the registries'
+metadata, read by the code that must not import torch: ``python -m benchmark list
+--json``), and a golden value entry in ``tests/objectives/golden.json`` for each objective
+that has none yet (existing ones change only with ``python -m benchmark golden``). So a
+new objective file is picked up by this one command. ``--check`` writes nothing and exits
+1 when any of these files is not what this command would write.
 """
 
 from __future__ import annotations
@@ -198,7 +204,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def registry_file() -> tuple[Path, str]:
+    """benchmark/registry.json and what the live registries say it should hold."""
+    from benchmark import listing
+
+    return listing.REGISTRY_FILE, listing.render(listing.registries())
+
+
+def golden_file() -> tuple[Path, str] | None:
+    """tests/objectives/golden.json with an entry added for each objective that has none
+    (None outside a checkout, where there are no tests)."""
+    import json
+
+    from benchmark import golden
+    from benchmark.objectives import OBJECTIVES
+
+    path = sources.ROOT / golden.DEFAULT_PATH
+    if not path.parent.is_dir():
+        return None
+    text = path.read_text(encoding="utf-8") if path.is_file() else "{}"
+    values = json.loads(text)
+    missing = [name for name in OBJECTIVES.names() if name not in values]
+    if not missing:
+        return path, text
+    values |= {name: golden.golden_entry(name) for name in missing}
+    return path, json.dumps(values, indent=2, sort_keys=True) + "\n"
+
+
+def _stale(path: Path, text: str) -> bool:
+    return not path.is_file() or path.read_text(encoding="utf-8") != text
+
+
 def run(args: argparse.Namespace) -> int:
+    from benchmark.atomic import write_text
+
+    # the registry file first: dvc.yaml is rendered from it (benchmark.compat reads it)
+    derived = [f for f in (registry_file(), golden_file()) if f is not None]
+    if args.check:
+        stale = [str(path) for path, text in derived if _stale(path, text)]
+        if stale:
+            print(f"pipeline: {', '.join(stale)} stale; run `python -m benchmark pipeline`")
+            return 1
+    else:
+        for path, text in derived:
+            if _stale(path, text):
+                write_text(path, text)
+                print(f"pipeline: wrote {path}")
     text, out = render(), Path(args.out)
     old = out.read_text(encoding="utf-8") if out.is_file() else ""
     if args.check:
@@ -211,8 +262,6 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(diff))
         print(f"pipeline: {out} is stale; run `python -m benchmark pipeline`")
         return 1
-    from benchmark.atomic import write_text
-
     write_text(out, text)
     print(f"pipeline: wrote {out} ({len(text.splitlines())} lines)")
     return 0
