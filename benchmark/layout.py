@@ -9,6 +9,7 @@ from pathlib import Path
 RUNS_DIR = Path("reports/runs")  # train@<pair>: a row per finished cell and seed
 TUNED_DIR = Path("reports/tuned")  # tune@<pair>: the best hyperparameters
 TRIALS_DIR = Path("reports/trials")  # tune@<pair>: every Optuna trial
+CELLS_DIR = Path("reports/cells")  # grid: what each pair's stages read of the suite
 
 # a trial of the study of (method, objective) on the testbed (dataset, encoder)
 TRIAL_COLUMNS = [

@@ -114,3 +114,25 @@ def test_train_and_tune_stages_depend_on_the_cell_sources():
                 for d in template["deps"]
             }
             assert set(sources.cell_deps(method, objective)) <= deps, (kind, pair)
+    assert "reports/cells/${key}.json" in template["deps"]  # the pair's part of the suite
+    assert "suites/${suite}.yaml" not in template["deps"]  # not the whole suite file
+
+
+def test_an_edit_to_one_block_changes_only_its_pairs_grid_files(tmp_path):
+    """The prepare stage's per-pair grid files are the tune/train stages' key-level dep on
+    the suite: an edit to the DGI block changes the DGI pairs' files and no other."""
+    from benchmark.config import load_suite, pair_grid
+
+    def grids(path: Path) -> dict[str, dict]:
+        suite = load_suite(path, check_data=False)
+        return {pair: pair_grid(suite, pair) for pair in all_pairs(ROOT / "suites")}
+
+    text = (ROOT / "suites" / "core.yaml").read_text()
+    block = "  - {method: dgi, objectives: [jsd, infonce, nwj], dataset: csbm, epochs: 150,"
+    assert text.count(block) == 1
+    edited = tmp_path / "core.yaml"
+    edited.write_text(text.replace(block, block.replace("epochs: 150,", "epochs: 149,")))
+    before, after = grids(ROOT / "suites" / "core.yaml"), grids(edited)
+    changed = {pair for pair in before if before[pair] != after[pair]}
+    assert changed == {"dgi-jsd", "dgi-infonce", "dgi-nwj"}
+    assert before["random-none"]["cells"] and not before["cpc-nwj"]["cells"]  # not in core

@@ -167,6 +167,24 @@ def suite_cells(suite: Suite, params: Params | None = None) -> list[SuiteCell]:
     return [cell for block in suite.blocks for cell in _block_cells(suite, block, params)]
 
 
+def pair_grid(suite: Suite, pair: str, params: Params | None = None) -> dict:
+    """Everything of the suite one pair's tune and train stages read, as JSON values: the
+    suite's name, the pair's cells, the tuning settings and the search space's ranges for
+    what its objective searches (reports/cells/<pair>.json, the key-level dep of its
+    stages: an edit to another block leaves it unchanged)."""
+    cells = [c for c in suite_cells(suite, params) if c.pair == pair]
+    space = suite.search_space
+    searched = space.searched(cells[0].objective) if cells else ()
+    return {
+        "suite": suite.name,
+        "pair": pair,
+        "validate_only": suite.validate_only,
+        "cells": [c.record() for c in cells],
+        "tuning": suite.tuning.model_dump(),
+        "search_space": {name: space.range(name).model_dump() for name in searched},
+    }
+
+
 def suite_pairs(suite: Suite) -> list[str]:
     seen: dict[str, None] = {}
     for block in suite.blocks:

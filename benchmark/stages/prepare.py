@@ -1,26 +1,39 @@
-"""`python -m benchmark prepare`: build every dataset the suite uses, with its seeded splits.
+"""`python -m benchmark prepare`: build every dataset the suite uses, with its seeded
+splits, and write the suite's grid, one file per pair.
 
 Everything is built in memory and validated (params.yaml, the suite, data directories,
 data kinds, encoders, batch sizes against the training splits) before anything is
 written, so a bad suite leaves no half-prepared cache behind. Each dataset is then cached
 once under data/prepared/ (atomic writes) and reused by every cell.
+
+``reports/cells/<pair>.json`` holds everything of the suite the pair's tune@ and train@
+stages read (``benchmark.config.pair_grid``: its cells, the tuning settings, the search
+ranges of what its objective searches); a pair the suite does not use gets an empty
+list. Those stages depend on their pair's file instead of the whole suite file, so an
+edit to one block of a suite reruns only the stages of the pairs whose cells it changes
+(DVC compares hashes: a file rewritten with the same content changes nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
+from benchmark import atomic
 from benchmark.config import (
     ConfigError,
+    all_pairs,
     data_key,
     load_params,
     load_suite,
     one_line,
+    pair_grid,
     suite_path,
     validate_against_data,
 )
 from benchmark.errors import UserError
+from benchmark.layout import CELLS_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if suite.validate_only:  # checked against its data, never cached (nor run)
         print(f"prepare: suite {suite.name!r} is valid (validate_only: nothing written)")
         return 0
+    write_grid(params, suite)
     for block, data, seconds in built.values():
         path = cache_path(block.dataset, **block.dataset_options)
         data.save(path)
@@ -73,3 +87,16 @@ def run(args: argparse.Namespace) -> int:
             f"prepare: {block.dataset} {tuple(data.x.shape)} ({sizes}) in {seconds:.1f}s -> {path}"
         )
     return 0
+
+
+def write_grid(params, suite) -> None:
+    """reports/cells/<pair>.json for every pair of any suite (see the module docstring);
+    a file whose content is unchanged is left as it is."""
+    pairs, changed = all_pairs(), 0
+    for pair in pairs:
+        path = CELLS_DIR / f"{pair}.json"
+        text = json.dumps(pair_grid(suite, pair, params), indent=1, sort_keys=True, default=str)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text + "\n":
+            atomic.write_text(path, text + "\n")
+            changed += 1
+    print(f"prepare: the grid of {len(pairs)} pairs under {CELLS_DIR}/ ({changed} rewritten)")
