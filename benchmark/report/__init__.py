@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import atomic
+from benchmark.config.models import Sweep
 from benchmark.errors import UserError
 from benchmark.report import figures as fig
 from benchmark.report import markdown as md
@@ -70,7 +72,7 @@ __all__ = [
 
 README_START = "<!-- leaderboard:start -->"
 README_END = "<!-- leaderboard:end -->"
-KNOWN_SWEEPS = ("method", "batch", "negatives", "queue", "temperature")
+KNOWN_SWEEPS = typing.get_args(Sweep)  # the sweeps a suite block may name
 OPTIONAL_RESULT_COLUMNS = ("code_digest",)
 
 
