@@ -1,5 +1,4 @@
-"""`perf pipeline`: a command's wall time and the peak resident memory of its process
-tree."""
+"""`perf pipeline`: a command's wall time and the peak memory of its process tree."""
 
 from __future__ import annotations
 
@@ -8,10 +7,11 @@ import time
 
 
 def perf_pipeline(command: str, interval: float = 0.2) -> int:
-    """Run ``command`` and print its wall time and the peak of the summed resident memory
-    of its whole process tree (sampled every ``interval`` s: DVC, each stage, each
-    worker). Summing counts the pages that
-    forked processes share once per process, so the figure errs on the high side."""
+    """Run ``command`` and print its wall time and the peak memory of its whole process
+    tree (sampled every ``interval`` s: DVC, each stage, each worker), two ways: the
+    summed resident set sizes, which count the pages forked processes share once per
+    process (so it errs on the high side), and, on Linux, the summed proportional set
+    sizes (PSS: a shared page split between its sharers), which is the tree's memory."""
     import shlex
     import subprocess
 
@@ -20,24 +20,28 @@ def perf_pipeline(command: str, interval: float = 0.2) -> int:
     start = time.perf_counter()
     proc = subprocess.Popen(shlex.split(command))
     root = psutil.Process(proc.pid)
-    peak_total = peak_single = 0
+    peak_rss = peak_pss = peak_single = 0
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             break
-        rss = []
+        rss, pss = [], []
         for p in tree:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                rss.append(p.memory_info().rss)
-        peak_total = max(peak_total, sum(rss))
+                info = p.memory_full_info()  # reads smaps_rollup: PSS where the OS has it
+                rss.append(info.rss)
+                pss.append(getattr(info, "pss", 0))
+        peak_rss = max(peak_rss, sum(rss))
+        peak_pss = max(peak_pss, sum(pss))
         peak_single = max(peak_single, max(rss, default=0))
         time.sleep(interval)
     code = proc.wait()
     seconds = time.perf_counter() - start
     print(f"`{command}` exited {code} after {seconds:.0f} s ({seconds / 60:.1f} min)")
+    pss_note = f"{peak_pss / 2**30:.2f} GiB proportional (PSS), " if peak_pss else ""
     print(
-        f"  peak resident memory: {peak_total / 2**30:.2f} GiB summed over the process tree, "
-        f"{peak_single / 2**30:.2f} GiB in one process (sampled every {interval} s)"
+        f"  peak memory of the process tree: {pss_note}{peak_rss / 2**30:.2f} GiB summed "
+        f"resident; {peak_single / 2**30:.2f} GiB in one process (sampled every {interval} s)"
     )
     return code
