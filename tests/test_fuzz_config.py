@@ -508,7 +508,8 @@ def test_the_base_documents_are_valid(fast_prepare, tmp_path):
     _write_inputs(tmp_path, BASE_SUITE, BASE_PARAMS)
     code, out, err = run_cli(["prepare", "--params", "params.yaml"], tmp_path)
     assert code == 0, err
-    assert out.count("prepare: ") == 4
+    assert out.count("prepare: ") == 5 and out.count(" -> ") == 4  # 4 datasets
+    assert "prepare: the grid of" in out  # and the suite's grid, one file per pair
 
 
 # a few refusals through a real process: what a user sees, exit code included
