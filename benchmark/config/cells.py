@@ -167,12 +167,20 @@ def suite_cells(suite: Suite, params: Params | None = None) -> list[SuiteCell]:
     return [cell for block in suite.blocks for cell in _block_cells(suite, block, params)]
 
 
-def pair_grid(suite: Suite, pair: str, params: Params | None = None) -> dict:
+def pair_grid(
+    suite: Suite,
+    pair: str,
+    params: Params | None = None,
+    expanded: list[SuiteCell] | None = None,
+) -> dict:
     """Everything of the suite one pair's tune and train stages read, as JSON values: the
     suite's name, the pair's cells, the tuning settings and the search space's ranges for
     what its objective searches (reports/cells/<pair>.json, the key-level dep of its
-    stages: an edit to another block leaves it unchanged)."""
-    cells = [c for c in suite_cells(suite, params) if c.pair == pair]
+    stages: an edit to another block leaves it unchanged). ``expanded``: the suite's cells
+    when the caller has them already (one expansion for all pairs)."""
+    if expanded is None:
+        expanded = suite_cells(suite, params)
+    cells = [c for c in expanded if c.pair == pair]
     space = suite.search_space
     searched = space.searched(cells[0].objective) if cells else ()
     return {

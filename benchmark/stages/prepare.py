@@ -29,6 +29,7 @@ from benchmark.config import (
     load_suite,
     one_line,
     pair_grid,
+    suite_cells,
     suite_path,
     validate_against_data,
 )
@@ -93,9 +94,11 @@ def write_grid(params, suite) -> None:
     """reports/cells/<pair>.json for every pair of any suite (see the module docstring);
     a file whose content is unchanged is left as it is."""
     pairs, changed = all_pairs(), 0
+    cells = suite_cells(suite, params)
     for pair in pairs:
         path = CELLS_DIR / f"{pair}.json"
-        text = json.dumps(pair_grid(suite, pair, params), indent=1, sort_keys=True, default=str)
+        grid = pair_grid(suite, pair, params, expanded=cells)
+        text = json.dumps(grid, indent=1, sort_keys=True, default=str)
         if not path.is_file() or path.read_text(encoding="utf-8") != text + "\n":
             atomic.write_text(path, text + "\n")
             changed += 1
