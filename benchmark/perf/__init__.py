@@ -1,5 +1,5 @@
-"""`python -m benchmark perf {objectives,train,pipeline,gate,drill}`: speed, memory, gate and
-kill-drill figures.
+"""`python -m benchmark perf {objectives,train,pipeline,budget,gate,drill}`: speed, memory,
+budget, gate and kill-drill figures.
 
 Timings are medians of repeated runs on this machine, with ratios to a reference
 measured in the same run, so that a noisy shared machine shifts both sides alike.
@@ -9,12 +9,13 @@ on free, so the mark follows what a measurement allocates. On a GPU, torch.cuda'
 allocator statistics are used instead.
 
 The command line is here; each measurement is a module: ``measure`` (time and peak memory
-of a call), ``objectives``, ``training`` (``perf train``) and ``pipeline``.
+of a call), ``objectives``, ``training`` (``perf train``), ``pipeline`` and ``budget``.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -76,6 +77,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'dvc exp run -S suite=smoke')",
     )
     p = sub.add_parser(
+        "budget",
+        help="seeds per headline entry against training CPU, interval width and headroom, "
+        "recomputed from committed results (no training)",
+    )
+    p.add_argument("--results", type=Path, default=Path("reports/results.csv"))
+    p.add_argument("--suite", default="core", help="whose rows to use (default core)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[3, 5, 8],
+        help="policies: the first k seeds of every headline entry (default 3 5 8; the "
+        "committed grid is always the last line)",
+    )
+    p.add_argument(
+        "--wall",
+        type=float,
+        default=None,
+        help="measured wall seconds of the committed grid (`perf pipeline`): projects each "
+        "policy's wall time by its training CPU",
+    )
+    p = sub.add_parser(
         "gate",
         help="the regression gate's false-alarm rate and power, simulated from the committed "
         "seed spreads (`perf gate --help` for its options)",
@@ -108,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         perf_objectives(args.batch_sizes, args.dim, args.repeats)
     elif args.what == "pipeline":
         return perf_pipeline(args.measured)
+    elif args.what == "budget":
+        from benchmark.perf.budget import perf_budget
+
+        return perf_budget(args.results, args.seeds, args.wall, args.suite)
     else:
         perf_train(args.steps, **_train_options(args))
     return 0
