@@ -76,7 +76,9 @@ def test_the_command_prints_a_line_per_policy_and_the_sweeps(tmp_path, capsys):
     assert "batch" in out and "method" in out
 
 
-def test_missing_results_or_suite_is_a_one_line_error(tmp_path):
+def test_missing_results_or_suite_or_no_seeds_is_a_one_line_error(tmp_path):
+    with pytest.raises(UserError, match="--seeds: 0 is not allowed"):
+        perf_budget(tmp_path / "none.csv", [3, 0], None, "core")
     with pytest.raises(UserError, match="--results"):
         perf_budget(tmp_path / "none.csv", [3], None, "core")
     path = tmp_path / "results.csv"

@@ -81,7 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seeds per headline entry against training CPU, interval width and headroom, "
         "recomputed from committed results (no training)",
     )
-    p.add_argument("--results", type=Path, default=Path("reports/results.csv"))
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("reports/results.csv"),
+        help="the tidy results table (default reports/results.csv)",
+    )
     p.add_argument("--suite", default="core", help="whose rows to use (default core)")
     p.add_argument(
         "--seeds",

@@ -61,6 +61,8 @@ def policy_summary(results: pd.DataFrame, k: int | None) -> dict:
 def perf_budget(results_path: Path, ks: list[int], wall: float | None, suite: str) -> int:
     from benchmark.errors import UserError
 
+    if any(k < 1 for k in ks):
+        raise UserError(f"--seeds: {min(ks)} is not allowed; allowed: integers >= 1")
     if not results_path.is_file():
         raise UserError(f"--results: {results_path} does not exist; run `dvc repro` first")
     results = pd.read_csv(results_path)

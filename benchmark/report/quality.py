@@ -90,8 +90,7 @@ def precision_checks(lb: pd.DataFrame) -> list[dict]:
                 "measured": f"widest ±{half.max():.2f} pts "
                 f"({_name(widest['method'], widest['objective'])}), median ±{half.median():.2f}, "
                 f"{int((half <= HALF_WIDTH_POINTS).sum())} of {len(methods)} entries within, "
-                f"{'/'.join(map(str, seeds))} seeds"
-                + _seeds_needed(methods),
+                f"{'/'.join(map(str, seeds))} seeds" + _seeds_needed(methods),
                 "target": f"<= {HALF_WIDTH_POINTS:g} pt on every headline entry",
                 "met": _met(bool(half.max() <= HALF_WIDTH_POINTS)),
             }
