@@ -13,7 +13,7 @@ from benchmark.report import stats
 
 BASE = dict(suite="core", dataset="mnist1d", encoder="cnn1d", negatives=254, batch_size=128,
             temperature=np.nan, margin=np.nan, knn_acc=0.5, val_acc=0.5, diverged=False,
-            views_per_second=1.0, epochs=1, config_hash="x")  # fmt: skip
+            views_per_second=1.0, epochs=1, config_hash="x", code_digest="d")  # fmt: skip
 
 
 def results() -> pd.DataFrame:

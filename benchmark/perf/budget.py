@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.report.loading import load_results
 from benchmark.report.quality import HALF_WIDTH_POINTS
 from benchmark.report.tables import KEY, METHOD_ROLE, TESTBED, headline_rows, leaderboard
 
@@ -65,14 +66,13 @@ def perf_budget(results_path: Path, ks: list[int], wall: float | None, suite: st
         raise UserError(f"--seeds: {min(ks)} is not allowed; allowed: integers >= 1")
     if not results_path.is_file():
         raise UserError(f"--results: {results_path} does not exist; run `dvc repro` first")
-    results = pd.read_csv(results_path)
+    results = load_results(results_path)
     held = sorted(results["suite"].unique())
-    results = results[results["suite"] == suite].copy()
+    results = results[results["suite"] == suite]
     if results.empty:
         raise UserError(
             f"--suite: {results_path} holds no rows of suite {suite!r}; allowed: " + ", ".join(held)
         )
-    results["diverged"] = results["diverged"].astype(bool)
     lines = [policy_summary(results, k) for k in sorted(set(ks))] + [policy_summary(results, None)]
     full_cpu = lines[-1]["cpu_min"]
     print(
