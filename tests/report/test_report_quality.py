@@ -40,6 +40,8 @@ def test_precision_takes_the_widest_headline_entry():
     assert checks.loc["precision", "met"] == "no"
     assert "(simclr/triplet)" in checks.loc["precision", "measured"]
     assert "1 of 2 entries within" in checks.loc["precision", "measured"]
+    assert "1 of 1 entries within" in _checks(tight).loc["precision", "measured"]
+    assert "0 of 1 entries within" in _checks(loose).loc["precision", "measured"]
     assert _checks(tight).loc["precision", "met"] == "yes"
     # the cost of the target: triplet's seeds spread 1.58 points (sd), so a half-width of
     # 1.0 needs 13 seeds (t(0.975, 12) * 1.58 / sqrt(13) = 0.955; 12 give 1.004): 8 more
